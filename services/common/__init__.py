@@ -1,0 +1,1 @@
+"""Plumbing shared by the services: settings, broker, database, metrics. No domain logic."""

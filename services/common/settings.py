@@ -1,0 +1,171 @@
+"""Typed settings: one TOML file (``DEALWATCH_CONFIG``, default ``./dealwatch.toml`` if present) plus
+``DEALWATCH_*`` environment overrides. Nothing reads settings at import time: call :func:`load_settings`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+Scope = Literal["read", "write", "admin"]
+
+
+class QuietSettings(BaseModel):
+    """Quiet thresholds in working days: ``default``, per stage, per account tier, or per ``"stage/tier"``."""
+
+    default_days: float = 10
+    by_stage: dict[str, float] = Field(default_factory=lambda: {
+        "lead": 15, "qualification": 12, "proposal": 10, "negotiation": 7, "contract": 5})
+    by_tier: dict[str, float] = Field(default_factory=lambda: {"key": 0.7, "standard": 1.0, "small": 1.5})
+    """Multipliers on the stage threshold by account tier (key accounts get attention sooner)."""
+    by_stage_tier: dict[str, float] = Field(default_factory=dict)
+    """Exact overrides, keyed ``"stage/tier"``, in working days."""
+    qualifying_kinds: list[str] = Field(default_factory=lambda: ["call", "meeting", "email", "note"])
+    qualifying_directions: list[str] = Field(default_factory=lambda: ["inbound", "outbound"])
+    grace_seconds: float = 10.0
+    """Wall-clock settle time: no quiet verdict on a deal that received events within this many seconds,
+    so that a history delivered in a burst (an import, a backlog) is judged whole."""
+
+
+class CalendarSettings(BaseModel):
+    country: str | None = "JP"
+    """Public holidays of this country (ISO code) are not working days; empty or ``none`` for no holidays."""
+    weekend: list[int] = Field(default_factory=lambda: [5, 6])
+    """Weekday numbers (Monday = 0) that are not working days."""
+    timezone: str = "Asia/Tokyo"
+    extra_holidays: list[str] = Field(default_factory=list)
+
+
+class StalledSettings(BaseModel):
+    close_date_pushes: int = 2
+    """Close date pushed this many times (or more) in an open deal is a stall."""
+    close_date_slip_days: int = 45
+    """...or pushed by this many calendar days in total."""
+    amount_cut_share: float = 0.3
+    """Amount cut by more than this share at once."""
+
+
+class ApiToken(BaseModel):
+    token: SecretStr
+    scopes: list[Scope] = Field(default_factory=lambda: ["read"])
+    rep: str | None = None
+    """When set, the token sees and changes only this rep's tasks."""
+    name: str = "token"
+
+
+class Subscriber(BaseModel):
+    url: str
+    secret: SecretStr
+    """Standard Webhooks secret (``whsec_`` + base64) used to sign deliveries."""
+    max_attempts: int = 5
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="DEALWATCH_", env_nested_delimiter="__", extra="ignore", toml_file=None
+    )
+
+    # broker
+    kafka_bootstrap: str | None = None
+    """Bootstrap servers; none means the embedded broker (Tansu on loopback)."""
+    kafka_idempotence: bool | None = None
+    """Idempotent producer: on for a real Kafka; must be off for the embedded broker (None = decide by that)."""
+    topic_prefix: str = ""
+    topic_partitions: int = Field(default=3, ge=1, le=256)
+    topic_replication: int = Field(default=1, ge=1)
+
+    # database
+    database_url: str = "sqlite:///var/dealwatch.db"
+
+    # HTTP
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8080, ge=0, le=65535)
+    max_body_bytes: int = 1_048_576
+    max_batch_events: int = 1000
+    max_json_depth: int = 32
+    broker_timeout_seconds: float = 5.0
+    """How long a webhook waits for the broker's acknowledgement before answering 503."""
+
+    # secrets
+    generic_secret: SecretStr | None = None
+    hubspot_client_secret: SecretStr | None = None
+    pipedrive_user: str | None = None
+    pipedrive_password: SecretStr | None = None
+    salesforce_secret: SecretStr | None = None
+    salesforce_org_ids: list[str] = Field(default_factory=list)
+    webhook_tolerance_seconds: int = 300
+    api_token: SecretStr | None = None
+    api_tokens: list[ApiToken] = Field(default_factory=list)
+
+    # detection
+    quiet_scan_interval: float = Field(default=60.0, gt=0)
+    quiet: QuietSettings = Field(default_factory=QuietSettings)
+    calendar: CalendarSettings = Field(default_factory=CalendarSettings)
+    stalled: StalledSettings = Field(default_factory=StalledSettings)
+    competitors: list[str] = Field(default_factory=list)
+    language: Literal["ja", "en", "auto"] = "auto"
+
+    # recovery
+    subscribers: list[Subscriber] = Field(default_factory=list)
+    managers: dict[str, str] = Field(default_factory=dict)
+    """Rep id -> manager id, for handover approval and escalation; ``default`` for everyone else."""
+
+    # operations
+    log_level: str = "INFO"
+    data_dir: Path = Path("var")
+    web_host: str = "127.0.0.1"
+    """Where a Faust worker's own web server binds (loopback unless configured)."""
+
+    @field_validator("kafka_bootstrap", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if value in ("", None) else value
+
+    @property
+    def embedded_broker(self) -> bool:
+        return self.kafka_bootstrap is None
+
+    @property
+    def idempotent_producer(self) -> bool:
+        if self.kafka_idempotence is not None:
+            return self.kafka_idempotence
+        return False
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = config_path()
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+
+def config_path() -> Path | None:
+    """``DEALWATCH_CONFIG`` if set (it must exist), else ``./dealwatch.toml`` if it exists."""
+    explicit = os.environ.get("DEALWATCH_CONFIG")
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise FileNotFoundError(f"DEALWATCH_CONFIG points at {path}, which is not a file")
+        return path
+    default = Path("dealwatch.toml")
+    return default if default.is_file() else None
+
+
+def load_settings(**overrides: Any) -> Settings:
+    return Settings(**overrides)
