@@ -98,6 +98,8 @@ class DealInterrupted(_Model):
     """Set when one change moved many deals at once (a rep's whole book reassigned)."""
     flags: list[str] = Field(default_factory=list)
     """Extra findings, e.g. ``no_contact_left`` or ``no_decision_maker`` on ``contact_left``."""
+    revision: int = Field(default=0, ge=0)
+    """0 when first detected; later evidence may revise the cause: the same id comes again, revision + 1."""
 
 
 class DealResumed(_Model):

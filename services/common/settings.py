@@ -93,6 +93,8 @@ class Settings(BaseSettings):
     max_json_depth: int = 32
     broker_timeout_seconds: float = 5.0
     """How long a webhook waits for the broker's acknowledgement before answering 503."""
+    ingest_max_in_flight: int = Field(default=1000, ge=1)
+    """Webhook requests handled at once; more are answered 429 with Retry-After."""
 
     # secrets
     generic_secret: SecretStr | None = None
@@ -102,6 +104,8 @@ class Settings(BaseSettings):
     salesforce_secret: SecretStr | None = None
     salesforce_org_ids: list[str] = Field(default_factory=list)
     webhook_tolerance_seconds: int = 300
+    hubspot_webhook_url: str | None = None
+    """The public URL HubSpot posts to, when a proxy changes the URL this service sees (v3 signs the URL)."""
     api_token: SecretStr | None = None
     api_tokens: list[ApiToken] = Field(default_factory=list)
 
@@ -123,6 +127,17 @@ class Settings(BaseSettings):
     data_dir: Path = Path("var")
     web_host: str = "127.0.0.1"
     """Where a Faust worker's own web server binds (loopback unless configured)."""
+    web_port: int | None = None
+    """The Faust worker's own web server port; none (the default) disables it."""
+    metrics_port: int | None = None
+    """A worker without HTTP serves ``/metrics`` on this port (on ``web_host``); none disables it."""
+    rebalance_timeout: float = 5.0
+    session_timeout: float = 6.0
+    heartbeat_interval: float = 1.0
+    standby_replicas: int = 0
+    detector_batch_size: int = 500
+    stage_order: list[str] = Field(default_factory=list)
+    """Pipeline stages in order, for 'stage moved backwards' (empty: a built-in order of common stage names)."""
 
     @field_validator("kafka_bootstrap", mode="before")
     @classmethod

@@ -1,0 +1,97 @@
+"""The detector's Faust app: one agent over the change events and the detector's own ticks, one table of deals.
+
+Wiring only; the decisions are in ``domain/`` and the stream step in ``processor.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+import faust
+from faust.types import TP
+
+from schemas.topics import Topics
+from services.common.settings import Settings
+from services.detector.processor import DetectorProcessor, Incoming
+from services.detector.wiring import build_detector
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings, topics: Topics | None = None, bootstrap: str | None = None) -> faust.App:
+    topics = topics or Topics(prefix=settings.topic_prefix)
+    bootstrap = bootstrap or settings.kafka_bootstrap
+    if not bootstrap:
+        raise ValueError("the detector needs DEALWATCH_KAFKA_BOOTSTRAP (dealwatch up passes the embedded broker's)")
+    web: dict[str, Any] = {"web_enabled": False}
+    if settings.web_port is not None:
+        web = {"web_enabled": True, "web_host": settings.web_host, "web_port": settings.web_port,
+               "web_bind": settings.web_host}
+    app = faust.App(
+        f"{topics.prefix}dealwatch-detector",
+        broker=[f"kafka://{b.strip()}" for b in bootstrap.split(",")],
+        store="memory://",
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replication,
+        producer_acks=-1,
+        consumer_auto_offset_reset="earliest",
+        broker_rebalance_timeout=settings.rebalance_timeout,
+        broker_session_timeout=settings.session_timeout,
+        broker_heartbeat_interval=settings.heartbeat_interval,
+        table_standby_replicas=settings.standby_replicas,
+        stream_buffer_maxsize=max(4096, settings.detector_batch_size * 4),
+        worker_redirect_stdouts=False,
+        autodiscover=False,
+        **web,
+    )
+    raw = faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+    source = app.topic(topics.deal_changes, topics.detector_ticks, schema=raw)
+    ticks = app.topic(topics.detector_ticks, partitions=settings.topic_partitions, schema=raw)
+    interruptions = app.topic(topics.interruptions, schema=raw)
+    dead_letters = app.topic(topics.dead_letters, schema=raw)
+    deals = app.Table("deals", default=None, partitions=settings.topic_partitions, schema=raw,
+                      key_type=bytes, value_type=bytes)
+
+    async def send_interruption(key: bytes, value: bytes) -> None:
+        await interruptions.send(key=key, value=value)
+
+    async def send_dead_letter(key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+        await dead_letters.send(key=key, value=value, headers=headers)
+
+    processor = DetectorProcessor(
+        detector=build_detector(settings),
+        store=deals.data,
+        changelog=lambda partition, key, value: deals.send_changelog(partition, key, value),
+        send_interruption=send_interruption,
+        send_dead_letter=send_dead_letter,
+        ticks_topic=topics.detector_ticks,
+    )
+    app.dealwatch_processor = processor  # type: ignore[attr-defined]
+
+    @app.agent(source, name="detect_interruptions")
+    async def detect_interruptions(stream: faust.StreamT[bytes]) -> None:
+        async for events in stream.take_events(settings.detector_batch_size, within=0.02):
+            await processor.process(
+                Incoming(e.message.topic, e.message.partition, e.message.key, e.message.value) for e in events
+            )
+
+    @app.timer(settings.quiet_scan_interval)
+    async def expire_quiet_deals() -> None:
+        """One tick per partition this worker owns; the agent checks that partition's due deadlines."""
+        now = json.dumps({"t": time.time()}).encode()
+        for tp in app.assignor.assigned_actives():
+            if tp.topic == topics.deal_changes:
+                await ticks.send(value=now, partition=tp.partition)
+
+    @app.on_partitions_revoked.connect
+    async def forget_revoked(sender: Any, revoked: set[TP], **_: Any) -> None:
+        processor.forget(tp.partition for tp in revoked if tp.topic == topics.deal_changes)
+
+    @app.on_partitions_assigned.connect
+    async def rebuild_assigned(sender: Any, assigned: set[TP], **_: Any) -> None:
+        processor.forget(tp.partition for tp in assigned if tp.topic == topics.deal_changes)
+
+    return app

@@ -1,0 +1,71 @@
+"""The change event as the detector reads it: the decoded JSON of ``schemas.DealChanged``.
+
+The ingest service validated it against the contract before publishing; here it is read defensively and fast
+(no model objects per event). Anything missing or of the wrong type raises ``BadEvent``.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+Event = dict[str, Any]
+
+
+class BadEvent(ValueError):
+    pass
+
+
+def parse_time(value: Any) -> int:
+    """Epoch seconds, whole (a deal's state keeps times to the second)."""
+    if not isinstance(value, str):
+        raise BadEvent("occurred_at must be an ISO-8601 string")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise BadEvent(f"occurred_at is not ISO-8601: {value[:40]!r}") from exc
+    if moment.tzinfo is None:
+        raise BadEvent("occurred_at needs a time zone")
+    return int(moment.timestamp())
+
+
+def parse_date(value: Any) -> int | None:
+    """A date as a day ordinal, or None."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise BadEvent("a date must be a YYYY-MM-DD string")
+    try:
+        return date.fromisoformat(value[:10]).toordinal()
+    except ValueError as exc:
+        raise BadEvent(f"not a date: {value[:20]!r}") from exc
+
+
+def check(ev: Any) -> Event:
+    """The fields every change event must have, with the right types."""
+    if not isinstance(ev, dict):
+        raise BadEvent("a change event is a JSON object")
+    for name in ("event_id", "source", "deal_id", "type", "occurred_at"):
+        if not isinstance(ev.get(name), str) or not ev[name]:
+            raise BadEvent(f"{name} is missing or not a string")
+    if not isinstance(ev.get("deal"), dict):
+        raise BadEvent("deal is missing")
+    for part in ("previous", "activity", "contact"):
+        if ev.get(part) is not None and not isinstance(ev[part], dict):
+            raise BadEvent(f"{part} must be an object")
+    return ev
+
+
+def section(ev: Event, name: str) -> dict[str, Any]:
+    value = ev.get(name)
+    return value if isinstance(value, dict) else {}
+
+
+def text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    return float(value) if isinstance(value, int | float) else None

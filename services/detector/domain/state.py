@@ -1,0 +1,156 @@
+"""A deal's tracked state: compact, plain values only, stored in the detector's table as a short JSON array.
+
+Times are epoch seconds (event time unless the name says wall). Lists are bounded, so a deal's state stays a few
+hundred bytes whatever its history.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+import zlib
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+STATE_VERSION = 1
+MAX_SEEN = 16
+MAX_FIRED = 16
+MAX_OUTBOUND = 8
+MAX_CLOSES = 8
+MAX_CONTACTS = 12
+TEXT_LIMIT = 120
+
+
+def short_hash(text: str) -> int:
+    """A 32-bit fingerprint, enough to recognise a redelivered event among a deal's recent ones."""
+    return zlib.crc32(text.encode("utf-8", "surrogatepass"))
+
+
+@dataclass(slots=True)
+class Episode:
+    kind: str
+    id: str
+    at: float
+    cause: str
+    side: str | None
+    revision: int = 0
+
+    def to_list(self) -> list[Any]:
+        return [self.kind, _pack_uuid(self.id), self.at, self.cause, self.side, self.revision]
+
+    @classmethod
+    def from_list(cls, raw: list[Any]) -> Episode:
+        return cls(raw[0], _unpack_uuid(raw[1]), raw[2], raw[3], raw[4], raw[5])
+
+
+def _pack_uuid(value: str) -> str:
+    try:
+        return base64.urlsafe_b64encode(uuid.UUID(value).bytes).decode().rstrip("=")
+    except ValueError:
+        return value
+
+
+def _unpack_uuid(value: str) -> str:
+    if len(value) != 22:
+        return value
+    return str(uuid.UUID(bytes=base64.urlsafe_b64decode(value + "==")))
+
+
+@dataclass(slots=True)
+class DealState:
+    partition: int = 0
+    owner: str | None = None
+    owner_at: float = 0.0
+    prev_owner: str | None = None
+    owner_changed_at: float | None = None
+    stage: str | None = None
+    stage_at: float = 0.0
+    stage_back_at: float | None = None
+    status: str | None = None
+    status_at: float = 0.0
+    reopens: int = 0
+    amount: float | None = None
+    amount_at: float = 0.0
+    amount_cut: float | None = None
+    closes: list[list[float]] = field(default_factory=list)
+    """[event time, close date as a day ordinal], sorted by time."""
+    tier: str | None = None
+    account: str | None = None
+    name: str | None = None
+    currency: str | None = None
+    info_at: float = 0.0
+    lost_reason: str | None = None
+    created: float | None = None
+    last_act: float | None = None
+    last_in: float | None = None
+    outs: list[float] = field(default_factory=list)
+    acts: int = 0
+    sched: float | None = None
+    contacts: list[list[Any]] = field(default_factory=list)
+    """[contact id, decision maker 0/1, event time, active 0/1]."""
+    left: list[Any] | None = None
+    """[contact id, change, event time] of the last contact who left."""
+    episodes: list[Episode] = field(default_factory=list)
+    fired: list[int] = field(default_factory=list)
+    seen: list[int] = field(default_factory=list)
+    recv: float = 0.0
+    """Wall-clock time the deal last received a new event (for the settle grace)."""
+    signals: list[list[Any]] = field(default_factory=list)
+    """Kept cause signals: [cause, weight, at, event_id, excerpt, side, signal]."""
+    stalls: int = 0
+    snooze: float | None = None
+
+    # ---------------------------------------------------------------- encoding
+
+    def encode(self) -> bytes:
+        values: list[Any] = [STATE_VERSION]
+        for f in _FIELDS:
+            value = getattr(self, f)
+            if f == "episodes":
+                value = [e.to_list() for e in value]
+            elif type(value) is float and value.is_integer():
+                value = int(value)
+            values.append(value)
+        while values and values[-1] in (None, [], 0, 0.0) and len(values) > 1:
+            values.pop()
+        return json.dumps(values, ensure_ascii=False, separators=(",", ":")).encode()
+
+    @classmethod
+    def decode(cls, raw: bytes) -> DealState:
+        values = json.loads(raw)
+        if not isinstance(values, list) or not values or values[0] != STATE_VERSION:
+            raise ValueError("unknown deal state format")
+        state = cls()
+        for f, value in zip(_FIELDS, values[1:], strict=False):
+            if f == "episodes":
+                value = [Episode.from_list(v) for v in value]
+            setattr(state, f, value)
+        return state
+
+    # ---------------------------------------------------------------- queries
+
+    def open_episode(self, kind: str) -> Episode | None:
+        for ep in self.episodes:
+            if ep.kind == kind:
+                return ep
+        return None
+
+    def active_contacts(self) -> list[list[Any]]:
+        return [c for c in self.contacts if c[3]]
+
+    def outbound_since_inbound(self, until: float | None = None) -> int:
+        floor = self.last_in if self.last_in is not None else float("-inf")
+        return sum(1 for t in self.outs if t > floor and (until is None or t <= until))
+
+    def close_pushes(self) -> tuple[int, int]:
+        """How often the close date moved later, and by how many days in total, in event-time order."""
+        pushes = slip = 0
+        for (_, before), (_, after) in zip(self.closes, self.closes[1:], strict=False):
+            if after > before:
+                pushes += 1
+                slip += int(after - before)
+        return pushes, slip
+
+
+_FIELDS = tuple(f.name for f in fields(DealState))

@@ -1,0 +1,175 @@
+"""The detector's stream step: decode, call the pure rules, keep state, send what they decide.
+
+Works on a batch of events at a time; each deal's state is written once per batch (to the table's store and its
+changelog, on the deal's own partition). Ticks (one per partition, from the timer) run the quiet check inside the
+stream, so every state write happens in stream processing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from services.common.broker import dlq_headers
+from services.detector import metrics
+from services.detector.domain.deadlines import DeadlineHeap
+from services.detector.domain.event import BadEvent, check
+from services.detector.domain.messages import to_message
+from services.detector.domain.outcomes import Opened, Outcome
+from services.detector.domain.rules import Detector
+from services.detector.domain.state import DealState
+
+log = logging.getLogger(__name__)
+
+Send = Callable[[bytes, bytes], Awaitable[Any]]
+SendDead = Callable[[bytes | None, bytes, list[tuple[str, bytes]]], Awaitable[Any]]
+Changelog = Callable[[int, bytes, bytes], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """What the processor needs of a consumed record."""
+
+    topic: str
+    partition: int
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass
+class DetectorProcessor:
+    detector: Detector
+    store: MutableMapping[bytes, bytes]
+    changelog: Changelog
+    send_interruption: Send
+    send_dead_letter: SendDead
+    ticks_topic: str
+    clock: Callable[[], float] = time.time
+    heaps: dict[int, DeadlineHeap] = field(default_factory=dict)
+    built: set[int] = field(default_factory=set)
+
+    async def process(self, batch: Iterable[Incoming]) -> None:
+        now = self.clock()
+        dirty: dict[bytes, DealState] = {}
+        outgoing: list[tuple[bytes, Outcome, DealState]] = []
+        for rec in batch:
+            if rec.topic == self.ticks_topic:
+                self._tick(rec.partition, now, dirty, outgoing)
+            else:
+                await self._change(rec, now, dirty, outgoing)
+        for key, state in dirty.items():
+            raw = state.encode()
+            self.store[key] = raw
+            self.changelog(state.partition, key, raw)
+        for key, outcome, state in outgoing:
+            message = to_message(outcome, state, key.decode(), now)
+            await self.send_interruption(key, message.model_dump_json().encode())
+            metrics.OUTCOMES.labels(kind=outcome.kind, what=_what(outcome)).inc()
+        metrics.PENDING.set(sum(len(h) for h in self.heaps.values()))
+
+    async def _change(self, rec: Incoming, now: float, dirty: dict[bytes, DealState],
+                      outgoing: list[tuple[bytes, Outcome, DealState]]) -> None:
+        metrics.EVENTS.inc()
+        try:
+            if not rec.value:
+                raise BadEvent("empty message")
+            event = check(json.loads(rec.value))
+        except (BadEvent, ValueError, RecursionError) as exc:
+            await self._dead(rec, f"invalid change event: {str(exc)[:300]}")
+            return
+        deal_key = f"{event['source']}:{event['deal_id']}"
+        key = deal_key.encode()
+        try:
+            state = dirty.get(key) or self._load(key)
+            applied = self.detector.apply(state, event, deal_key=deal_key, partition=rec.partition, now=now)
+        except BadEvent as exc:
+            await self._dead(rec, f"invalid change event: {exc}")
+            return
+        except Exception as exc:  # noqa: BLE001 - a poison event must not stop the detector
+            log.exception("detector rules failed on event %s", event.get("event_id"))
+            await self._dead(rec, f"detector error: {type(exc).__name__}: {str(exc)[:200]}")
+            return
+        if applied.duplicate:
+            metrics.DUPLICATES.inc()
+            return
+        dirty[key] = applied.state
+        outgoing.extend((key, o, applied.state) for o in applied.outcomes)
+        due = self.detector.next_check(applied.state)
+        if due is not None:
+            self._heap(rec.partition).push(key, due)
+
+    def _tick(self, partition: int, now: float, dirty: dict[bytes, DealState],
+              outgoing: list[tuple[bytes, Outcome, DealState]]) -> None:
+        heap = self._heap(partition)
+        if partition not in self.built:
+            self._rebuild(partition, heap)
+        started = time.perf_counter()
+        for key in heap.pop_due(now):
+            state = dirty.get(key) or self._load(key)
+            if state is None or state.partition != partition:
+                continue
+            opened, again = self.detector.check_quiet(state, deal_key=key.decode(), now=now)
+            if opened:
+                dirty[key] = state
+                outgoing.extend((key, o, state) for o in opened)
+            if again is not None:
+                heap.push(key, again)
+        metrics.QUIET_CHECK_SECONDS.observe(time.perf_counter() - started)
+
+    def _rebuild(self, partition: int, heap: DeadlineHeap) -> None:
+        """After an assignment: every deal of this partition back on the heap, from the table."""
+        for key, raw in list(self.store.items()):
+            try:
+                state = DealState.decode(raw)
+            except ValueError:
+                continue
+            if state.partition != partition:
+                continue
+            due = self.detector.next_check(state)
+            if due is not None:
+                heap.push(key, due)
+        self.built.add(partition)
+
+    def forget(self, partitions: Iterable[int]) -> None:
+        """Partitions revoked: their heaps are rebuilt when they come back."""
+        for p in partitions:
+            self.heaps.pop(p, None)
+            self.built.discard(p)
+
+    def _heap(self, partition: int) -> DeadlineHeap:
+        heap = self.heaps.get(partition)
+        if heap is None:
+            heap = self.heaps[partition] = DeadlineHeap()
+        return heap
+
+    def _load(self, key: bytes) -> DealState | None:
+        raw = self.store.get(key)
+        if raw is None:
+            return None
+        try:
+            return DealState.decode(raw)
+        except (ValueError, json.JSONDecodeError):
+            log.error("unreadable state for %r; starting afresh", key)
+            return None
+
+    async def _dead(self, rec: Incoming, reason: str) -> None:
+        metrics.DEAD_LETTERS.labels(reason=reason.split(":", 1)[0]).inc()
+        headers = dlq_headers(reason, source=_source_of(rec.key), stage="detector",
+                              extra={"dlq.topic": rec.topic, "dlq.partition": str(rec.partition)})
+        await self.send_dead_letter(rec.key, rec.value or b"", headers)
+
+
+def _what(outcome: Outcome) -> str:
+    if isinstance(outcome, Opened):
+        return "revised" if outcome.revision else "opened"
+    return "resumed"
+
+
+def _source_of(key: bytes | None) -> str:
+    if not key:
+        return "unknown"
+    return key.split(b":", 1)[0].decode("utf-8", "replace")[:32]

@@ -1,0 +1,95 @@
+"""The detector as it runs in production: a Faust worker process on the real broker."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from schemas import DealChanged, DealInterrupted
+from schemas.topics import Topics
+from services.common.broker import ensure_topics, make_producer
+from tests.conftest import eventually
+from tests.helpers import read_topic
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def detector_worker(broker_bootstrap: str, topics: Topics, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    env = {
+        **os.environ,
+        "DEALWATCH_KAFKA_BOOTSTRAP": broker_bootstrap,
+        "DEALWATCH_TOPIC_PREFIX": topics.prefix,
+        "DEALWATCH_QUIET_SCAN_INTERVAL": "1",
+        "DEALWATCH_QUIET__GRACE_SECONDS": "1",
+        "DEALWATCH_LOG_LEVEL": "WARNING",
+    }
+    log = (tmp_path / "detector.log").open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "services.detector"], env=env, stdout=log,
+                            stderr=subprocess.STDOUT, cwd=tmp_path)
+    yield proc
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    log.close()
+
+
+def event(deal_id: str, days_ago: float, type: str, **body: object) -> DealChanged:
+    at = datetime.now(UTC) - timedelta(days=days_ago)
+    return DealChanged.model_validate({
+        "event_id": f"e-{uuid.uuid4().hex}", "source": "generic", "deal_id": deal_id, "occurred_at": at,
+        "received_at": datetime.now(UTC), "type": type, "deal": {"id": deal_id, **body.pop("deal", {})}, **body,
+    })
+
+
+async def interruptions(bootstrap: str, topics: Topics) -> list[dict[str, object]]:
+    return [json.loads(r.value) for r in await read_topic(bootstrap, topics.interruptions)]
+
+
+async def test_detector_finds_a_reassignment_and_a_quiet_deal_once_despite_redelivery(
+    broker_bootstrap: str, topics: Topics, detector_worker: subprocess.Popen[bytes]
+) -> None:
+    await ensure_topics(broker_bootstrap, topics.all(), partitions=3)
+    history = [
+        event("A", 30, "deal.created", deal={"owner_id": "u-1", "stage": "proposal", "status": "open"}),
+        event("A", 3, "activity.logged", activity={"kind": "call", "direction": "outbound"}),
+        event("A", 0, "deal.updated", deal={"owner_id": "u-2"}, previous={"owner_id": "u-1"}),
+        event("B", 90, "deal.created", deal={"owner_id": "u-3", "stage": "proposal", "status": "open"}),
+        event("B", 60, "activity.logged", activity={"kind": "email", "direction": "outbound", "text": "見積送付"}),
+    ]
+    producer = make_producer(broker_bootstrap)
+    await producer.start()
+    try:
+        for ev in history + history:  # every event delivered twice
+            await producer.send_and_wait(topics.deal_changes, ev.model_dump_json().encode(), key=ev.key.encode())
+        await producer.send_and_wait(topics.deal_changes, b"{not json", key=b"generic:broken")
+    finally:
+        await producer.stop()
+
+    async def both_found() -> list[dict[str, object]] | None:
+        assert detector_worker.poll() is None, "the detector worker exited"
+        found = await interruptions(broker_bootstrap, topics)
+        kinds = {(m["deal_id"], m["kind"]) for m in found if m.get("event") == "DealInterrupted"}
+        return found if {("A", "reassigned"), ("B", "went_quiet")} <= kinds else None
+
+    found = await eventually(both_found, timeout=90, interval=0.5, what="both interruptions")
+    assert detector_worker.poll() is None, "the detector must survive a poison message"
+    opened = [DealInterrupted.model_validate(m) for m in found if m.get("event") == "DealInterrupted"]
+    per_deal = sorted((m.deal_id, m.kind) for m in opened if m.revision == 0)
+    assert per_deal == [("A", "reassigned"), ("B", "went_quiet")]
+    assert all(m.evidence for m in opened)
+    dead = await read_topic(broker_bootstrap, topics.dead_letters)
+    assert [dict(r.headers)["dlq.stage"] for r in dead] == [b"detector"]
+    assert dict(dead[0].headers)["dlq.reason"].startswith(b"invalid change event")
