@@ -25,8 +25,16 @@ Confidence = Annotated[float, Field(ge=0.0, le=1.0)]
 
 KINDS: tuple[str, ...] = ("went_quiet", "reassigned", "contact_left", "stalled", "closed_lost")
 CAUSES: tuple[str, ...] = (
-    "competitor", "budget", "staff_change", "policy_change", "needs_change", "external",
-    "internal_resources", "no_response", "follow_up_lapsed", "unknown",
+    "competitor",
+    "budget",
+    "staff_change",
+    "policy_change",
+    "needs_change",
+    "external",
+    "internal_resources",
+    "no_response",
+    "follow_up_lapsed",
+    "unknown",
 )
 
 

@@ -33,8 +33,13 @@ class Topics:
         return f"{self.prefix}dealwatch.detector-ticks.v1"
 
     def all(self) -> list[str]:
-        return [self.deal_changes, self.dead_letters, self.interruptions, self.recovery_tasks,
-                self.detector_ticks]
+        return [
+            self.deal_changes,
+            self.dead_letters,
+            self.interruptions,
+            self.recovery_tasks,
+            self.detector_ticks,
+        ]
 
 
 DLQ_HEADERS = ("dlq.reason", "dlq.source", "dlq.stage", "dlq.received_at")

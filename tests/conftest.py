@@ -55,7 +55,7 @@ def topics() -> Topics:
 
 
 @pytest.fixture
-async def created_topics(broker_bootstrap: str, topics: Topics) -> Topics:  # noqa: RUF029
+async def created_topics(broker_bootstrap: str, topics: Topics) -> Topics:
     await ensure_topics(broker_bootstrap, topics.all(), partitions=3)
     return topics
 
@@ -112,8 +112,9 @@ def db_url(request: pytest.FixtureRequest) -> str:
     return str(request.getfixturevalue("pg_url"))
 
 
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 30.0, interval: float = 0.1,
-                     what: str = "condition") -> Any:
+async def eventually(
+    check: Callable[[], Awaitable[Any]], timeout: float = 30.0, interval: float = 0.1, what: str = "condition"
+) -> Any:
     """Poll ``check`` until it returns something truthy, or fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     last: Any = None
@@ -125,8 +126,9 @@ async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 30.0,
     raise AssertionError(f"{what} did not happen within {timeout}s (last: {last!r})")
 
 
-def eventually_sync(check: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1,
-                    what: str = "condition") -> Any:
+def eventually_sync(
+    check: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1, what: str = "condition"
+) -> Any:
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:

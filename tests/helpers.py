@@ -16,14 +16,19 @@ from aiokafka.structs import ConsumerRecord
 TEST_GENERIC_SECRET = "whsec_" + base64.b64encode(b"dealwatch-test-secret-0123456789").decode()
 
 
-def standard_webhooks_headers(secret: str, body: bytes, msg_id: str | None = None,
-                              timestamp: int | None = None) -> dict[str, str]:
+def standard_webhooks_headers(
+    secret: str, body: bytes, msg_id: str | None = None, timestamp: int | None = None
+) -> dict[str, str]:
     msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
     ts = str(int(time.time()) if timestamp is None else timestamp)
     key = base64.b64decode(secret.removeprefix("whsec_"))
     mac = hmac.new(key, f"{msg_id}.{ts}.".encode() + body, hashlib.sha256).digest()
-    return {"content-type": "application/json", "webhook-id": msg_id, "webhook-timestamp": ts,
-            "webhook-signature": "v1," + base64.b64encode(mac).decode()}
+    return {
+        "content-type": "application/json",
+        "webhook-id": msg_id,
+        "webhook-timestamp": ts,
+        "webhook-signature": "v1," + base64.b64encode(mac).decode(),
+    }
 
 
 def compact(obj: Any) -> bytes:
@@ -34,8 +39,9 @@ async def read_topic(bootstrap: str, topic: str, timeout: float = 10.0) -> list[
     """Every record of ``topic`` up to its end offsets at the time of the call."""
     from aiokafka import TopicPartition
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest",
-                                enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest", enable_auto_commit=False
+    )
     await consumer.start()
     records: list[ConsumerRecord[bytes, bytes]] = []
     try:

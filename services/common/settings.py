@@ -22,8 +22,15 @@ class QuietSettings(BaseModel):
     """Quiet thresholds in working days: ``default``, per stage, per account tier, or per ``"stage/tier"``."""
 
     default_days: float = 10
-    by_stage: dict[str, float] = Field(default_factory=lambda: {
-        "lead": 15, "qualification": 12, "proposal": 10, "negotiation": 7, "contract": 5})
+    by_stage: dict[str, float] = Field(
+        default_factory=lambda: {
+            "lead": 15.0,
+            "qualification": 12.0,
+            "proposal": 10.0,
+            "negotiation": 7.0,
+            "contract": 5.0,
+        }
+    )
     by_tier: dict[str, float] = Field(default_factory=lambda: {"key": 0.7, "standard": 1.0, "small": 1.5})
     """Multipliers on the stage threshold by account tier (key accounts get attention sooner)."""
     by_stage_tier: dict[str, float] = Field(default_factory=dict)
@@ -55,7 +62,7 @@ class StalledSettings(BaseModel):
 
 class ApiToken(BaseModel):
     token: SecretStr
-    scopes: list[Scope] = Field(default_factory=lambda: ["read"])
+    scopes: list[Scope] = Field(default_factory=lambda: list[Scope](["read"]))
     rep: str | None = None
     """When set, the token sees and changes only this rep's tasks."""
     name: str = "token"

@@ -9,5 +9,7 @@ from services.detector.worker import run
 
 if __name__ == "__main__":
     settings = load_settings()
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
     raise SystemExit(run(settings))

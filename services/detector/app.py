@@ -25,11 +25,17 @@ def create_app(settings: Settings, topics: Topics | None = None, bootstrap: str 
     topics = topics or Topics(prefix=settings.topic_prefix)
     bootstrap = bootstrap or settings.kafka_bootstrap
     if not bootstrap:
-        raise ValueError("the detector needs DEALWATCH_KAFKA_BOOTSTRAP (dealwatch up passes the embedded broker's)")
+        raise ValueError(
+            "the detector needs DEALWATCH_KAFKA_BOOTSTRAP (dealwatch up passes the embedded broker's)"
+        )
     web: dict[str, Any] = {"web_enabled": False}
     if settings.web_port is not None:
-        web = {"web_enabled": True, "web_host": settings.web_host, "web_port": settings.web_port,
-               "web_bind": settings.web_host}
+        web = {
+            "web_enabled": True,
+            "web_host": settings.web_host,
+            "web_port": settings.web_port,
+            "web_bind": settings.web_host,
+        }
     app = faust.App(
         f"{topics.prefix}dealwatch-detector",
         broker=[f"kafka://{b.strip()}" for b in bootstrap.split(",")],
@@ -47,13 +53,19 @@ def create_app(settings: Settings, topics: Topics | None = None, bootstrap: str 
         autodiscover=False,
         **web,
     )
-    raw = faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+    raw: Any = faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
     source = app.topic(topics.deal_changes, topics.detector_ticks, schema=raw)
     ticks = app.topic(topics.detector_ticks, partitions=settings.topic_partitions, schema=raw)
     interruptions = app.topic(topics.interruptions, schema=raw)
     dead_letters = app.topic(topics.dead_letters, schema=raw)
-    deals = app.Table("deals", default=None, partitions=settings.topic_partitions, schema=raw,
-                      key_type=bytes, value_type=bytes)
+    deals = app.Table(
+        "deals",
+        default=None,
+        partitions=settings.topic_partitions,
+        schema=raw,
+        key_type=bytes,
+        value_type=bytes,
+    )
 
     async def send_interruption(key: bytes, value: bytes) -> None:
         await interruptions.send(key=key, value=value)
@@ -73,12 +85,14 @@ def create_app(settings: Settings, topics: Topics | None = None, bootstrap: str 
 
     @app.agent(source, name="detect_interruptions")
     async def detect_interruptions(stream: faust.StreamT[bytes]) -> None:
-        async for events in stream.take_events(settings.detector_batch_size, within=0.02):
+        async for events in stream.take_events(  # type: ignore[attr-defined]
+            settings.detector_batch_size, within=0.02
+        ):
             await processor.process(
                 Incoming(e.message.topic, e.message.partition, e.message.key, e.message.value) for e in events
             )
 
-    @app.timer(settings.quiet_scan_interval)
+    @app.timer(settings.quiet_scan_interval)  # type: ignore[untyped-decorator]
     async def expire_quiet_deals() -> None:
         """One tick per partition this worker owns; the agent checks that partition's due deadlines."""
         now = json.dumps({"t": time.time()}).encode()
@@ -86,11 +100,11 @@ def create_app(settings: Settings, topics: Topics | None = None, bootstrap: str 
             if tp.topic == topics.deal_changes:
                 await ticks.send(value=now, partition=tp.partition)
 
-    @app.on_partitions_revoked.connect
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def forget_revoked(sender: Any, revoked: set[TP], **_: Any) -> None:
         processor.forget(tp.partition for tp in revoked if tp.topic == topics.deal_changes)
 
-    @app.on_partitions_assigned.connect
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def rebuild_assigned(sender: Any, assigned: set[TP], **_: Any) -> None:
         processor.forget(tp.partition for tp in assigned if tp.topic == topics.deal_changes)
 

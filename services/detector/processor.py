@@ -71,8 +71,13 @@ class DetectorProcessor:
             metrics.OUTCOMES.labels(kind=outcome.kind, what=_what(outcome)).inc()
         metrics.PENDING.set(sum(len(h) for h in self.heaps.values()))
 
-    async def _change(self, rec: Incoming, now: float, dirty: dict[bytes, DealState],
-                      outgoing: list[tuple[bytes, Outcome, DealState]]) -> None:
+    async def _change(
+        self,
+        rec: Incoming,
+        now: float,
+        dirty: dict[bytes, DealState],
+        outgoing: list[tuple[bytes, Outcome, DealState]],
+    ) -> None:
         metrics.EVENTS.inc()
         try:
             if not rec.value:
@@ -89,7 +94,7 @@ class DetectorProcessor:
         except BadEvent as exc:
             await self._dead(rec, f"invalid change event: {exc}")
             return
-        except Exception as exc:  # noqa: BLE001 - a poison event must not stop the detector
+        except Exception as exc:
             log.exception("detector rules failed on event %s", event.get("event_id"))
             await self._dead(rec, f"detector error: {type(exc).__name__}: {str(exc)[:200]}")
             return
@@ -102,8 +107,13 @@ class DetectorProcessor:
         if due is not None:
             self._heap(rec.partition).push(key, due)
 
-    def _tick(self, partition: int, now: float, dirty: dict[bytes, DealState],
-              outgoing: list[tuple[bytes, Outcome, DealState]]) -> None:
+    def _tick(
+        self,
+        partition: int,
+        now: float,
+        dirty: dict[bytes, DealState],
+        outgoing: list[tuple[bytes, Outcome, DealState]],
+    ) -> None:
         heap = self._heap(partition)
         if partition not in self.built:
             self._rebuild(partition, heap)
@@ -158,8 +168,12 @@ class DetectorProcessor:
 
     async def _dead(self, rec: Incoming, reason: str) -> None:
         metrics.DEAD_LETTERS.labels(reason=reason.split(":", 1)[0]).inc()
-        headers = dlq_headers(reason, source=_source_of(rec.key), stage="detector",
-                              extra={"dlq.topic": rec.topic, "dlq.partition": str(rec.partition)})
+        headers = dlq_headers(
+            reason,
+            source=_source_of(rec.key),
+            stage="detector",
+            extra={"dlq.topic": rec.topic, "dlq.partition": str(rec.partition)},
+        )
         await self.send_dead_letter(rec.key, rec.value or b"", headers)
 
 

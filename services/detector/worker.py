@@ -19,8 +19,11 @@ def run(settings: Settings, topics: Topics | None = None) -> int:
     topics = topics or Topics(prefix=settings.topic_prefix)
     if not settings.kafka_bootstrap:
         raise SystemExit("the detector needs DEALWATCH_KAFKA_BOOTSTRAP")
-    asyncio.run(ensure_topics(settings.kafka_bootstrap, topics.all(), settings.topic_partitions,
-                              settings.topic_replication))
+    asyncio.run(
+        ensure_topics(
+            settings.kafka_bootstrap, topics.all(), settings.topic_partitions, settings.topic_replication
+        )
+    )
     if settings.metrics_port is not None:
         start_http_server(settings.metrics_port, addr=settings.web_host)
     app = create_app(settings, topics)

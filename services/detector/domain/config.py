@@ -8,14 +8,46 @@ from dataclasses import dataclass, field
 from services.detector.domain.calendar import WorkingCalendar
 
 DEFAULT_STAGE_ORDER = (
-    "lead", "qualification", "qualifiedtobuy", "appointmentscheduled", "discovery", "demo",
-    "presentationscheduled", "proposal", "decisionmakerboughtin", "negotiation", "contractsent", "contract",
+    "lead",
+    "qualification",
+    "qualifiedtobuy",
+    "appointmentscheduled",
+    "discovery",
+    "demo",
+    "presentationscheduled",
+    "proposal",
+    "decisionmakerboughtin",
+    "negotiation",
+    "contractsent",
+    "contract",
 )
 
 DECISION_TITLES = (
-    "社長", "取締役", "役員", "部長", "本部長", "事業部長", "執行役", "代表", "cxo", "ceo", "cfo", "cio", "cto", "coo",
-    "cco", "president", "vp", "vice president", "director", "head of", "owner", "founder", "partner",
-    "general manager", "gm",
+    "社長",
+    "取締役",
+    "役員",
+    "部長",
+    "本部長",
+    "事業部長",
+    "執行役",
+    "代表",
+    "cxo",
+    "ceo",
+    "cfo",
+    "cio",
+    "cto",
+    "coo",
+    "cco",
+    "president",
+    "vp",
+    "vice president",
+    "director",
+    "head of",
+    "owner",
+    "founder",
+    "partner",
+    "general manager",
+    "gm",
 )
 
 

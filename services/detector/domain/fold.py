@@ -38,8 +38,9 @@ def fold_deal_fields(state: DealState, ev: Event, t: float, cfg: DetectorConfig)
     triggers += _fold_stage(state, text(deal.get("stage")), text(prev.get("stage")), t, eid, cfg)
     triggers += _fold_status(state, status, text(deal.get("lost_reason")), t, eid)
     triggers += _fold_amount(state, number(deal.get("amount")), number(prev.get("amount")), t, eid, cfg)
-    triggers += _fold_close_date(state, parse_date(deal.get("close_date")), parse_date(prev.get("close_date")),
-                                 t, eid, cfg)
+    triggers += _fold_close_date(
+        state, parse_date(deal.get("close_date")), parse_date(prev.get("close_date")), t, eid, cfg
+    )
     reason = text(deal.get("lost_reason"))
     if reason:
         state.lost_reason = _clip(reason)
@@ -66,12 +67,22 @@ def _fold_owner(state: DealState, new: str | None, before: str | None, t: float,
     if to == state.owner:
         state.prev_owner = frm
         state.owner_changed_at = at
-    return [Trigger("reassigned", f"reassigned|{frm}|{to}", at, eid, "field:owner_id", f"{frm} → {to}",
-                    batch_id=batch_id(frm, to, at))]
+    return [
+        Trigger(
+            "reassigned",
+            f"reassigned|{frm}|{to}",
+            at,
+            eid,
+            "field:owner_id",
+            f"{frm} → {to}",
+            batch_id=batch_id(frm, to, at),
+        )
+    ]
 
 
-def _fold_stage(state: DealState, new: str | None, old: str | None, t: float, eid: str,
-                cfg: DetectorConfig) -> list[Trigger]:
+def _fold_stage(
+    state: DealState, new: str | None, old: str | None, t: float, eid: str, cfg: DetectorConfig
+) -> list[Trigger]:
     if new is None:
         return []
     if t < state.stage_at:
@@ -108,8 +119,9 @@ def _fold_status(state: DealState, new: str | None, reason: str | None, t: float
     return []
 
 
-def _fold_amount(state: DealState, new: float | None, old: float | None, t: float, eid: str,
-                 cfg: DetectorConfig) -> list[Trigger]:
+def _fold_amount(
+    state: DealState, new: float | None, old: float | None, t: float, eid: str, cfg: DetectorConfig
+) -> list[Trigger]:
     if new is None:
         return []
     if old is None and t >= state.amount_at:
@@ -122,12 +134,21 @@ def _fold_amount(state: DealState, new: float | None, old: float | None, t: floa
     if share <= cfg.amount_cut_share:
         return []
     state.amount_cut = round(share, 3)
-    return [Trigger("stalled", f"stalled|{state.stalls}", t, eid, "field:amount",
-                    f"{_num(old)} → {_num(new)} (-{share:.0%})")]
+    return [
+        Trigger(
+            "stalled",
+            f"stalled|{state.stalls}",
+            t,
+            eid,
+            "field:amount",
+            f"{_num(old)} → {_num(new)} (-{share:.0%})",
+        )
+    ]
 
 
-def _fold_close_date(state: DealState, new: int | None, before: int | None, t: float, eid: str,
-                     cfg: DetectorConfig) -> list[Trigger]:
+def _fold_close_date(
+    state: DealState, new: int | None, before: int | None, t: float, eid: str, cfg: DetectorConfig
+) -> list[Trigger]:
     if new is None:
         return []
     pushes_before, _ = state.close_pushes()
@@ -138,8 +159,16 @@ def _fold_close_date(state: DealState, new: int | None, before: int | None, t: f
     if pushes <= pushes_before or state.status not in (None, "open"):
         return []
     if pushes >= cfg.close_date_pushes or slip >= cfg.close_date_slip_days:
-        return [Trigger("stalled", f"stalled|{state.stalls}", t, eid, "field:close_date",
-                        f"close date pushed {pushes}x, +{slip} days")]
+        return [
+            Trigger(
+                "stalled",
+                f"stalled|{state.stalls}",
+                t,
+                eid,
+                "field:close_date",
+                f"close date pushed {pushes}x, +{slip} days",
+            )
+        ]
     return []
 
 
@@ -149,7 +178,8 @@ def _insert_close(state: DealState, t: float, ordinal: int) -> None:
         if existing[0] == t:
             existing[1] = ordinal
             return
-    bisect.insort(state.closes, [t, ordinal])
+    entry: list[float] = [t, ordinal]
+    bisect.insort(state.closes, entry)
     if len(state.closes) > MAX_CLOSES:
         del state.closes[0]
 
@@ -173,8 +203,16 @@ def fold_activity(state: DealState, ev: Event, t: float, cfg: DetectorConfig) ->
             del state.outs[0]
     elif direction == "inbound":
         state.last_in = max(state.last_in or t, t)
-        return [Trigger("customer_activity", "customer_activity", t, ev["event_id"], "activity:inbound",
-                        _clip(text(act.get("text")), 60) or str(kind))]
+        return [
+            Trigger(
+                "customer_activity",
+                "customer_activity",
+                t,
+                ev["event_id"],
+                "activity:inbound",
+                _clip(text(act.get("text")), 60) or str(kind),
+            )
+        ]
     return []
 
 
@@ -207,8 +245,17 @@ def fold_contact(state: DealState, ev: Event, t: float, cfg: DetectorConfig) -> 
     elif not any(e[1] for e in remaining):
         flags.append("no_decision_maker")
     who = " ".join(x for x in (text(c.get("name")), text(c.get("title"))) if x) or cid
-    return [Trigger("contact_left", f"contact_left|{cid}", t, ev["event_id"], f"contact:{change}",
-                    _clip(f"{who}: {change}", 80) or change, flags=tuple(flags))]
+    return [
+        Trigger(
+            "contact_left",
+            f"contact_left|{cid}",
+            t,
+            ev["event_id"],
+            f"contact:{change}",
+            _clip(f"{who}: {change}", 80) or change,
+            flags=tuple(flags),
+        )
+    ]
 
 
 def _clip(value: str | None, limit: int = TEXT_LIMIT) -> str | None:

@@ -19,5 +19,11 @@ def relationship_profile(state: DealState, at: float) -> RelationshipProfile:
     risk = round(1.0 - strengths / 5.0, 2)
     if not contacts:
         risk = min(1.0, risk + 0.1)
-    return RelationshipProfile(existing_customer=existing, contacts=len(contacts), decision_maker=decision_maker,
-                               inbound_activity=inbound, recent_contribution=contribution, risk=risk)
+    return RelationshipProfile(
+        existing_customer=existing,
+        contacts=len(contacts),
+        decision_maker=decision_maker,
+        inbound_activity=inbound,
+        recent_contribution=contribution,
+        risk=risk,
+    )

@@ -40,8 +40,9 @@ class Detector:
 
     # ------------------------------------------------------------------ events
 
-    def apply(self, state: DealState | None, ev: Event, *, deal_key: str, partition: int,
-              now: float) -> Applied:
+    def apply(
+        self, state: DealState | None, ev: Event, *, deal_key: str, partition: int, now: float
+    ) -> Applied:
         """Fold the decoded change event ``ev`` into the deal's state. Raises ``BadEvent`` for a malformed one."""
         check(ev)
         if state is None:
@@ -72,18 +73,33 @@ class Detector:
         act = section(ev, "activity")
         note = text(act.get("text"))
         if note:
-            found += self.lexicon.extract(note, event_id=ev["event_id"], at=t,
-                                          direction=str(act.get("direction") or "internal"),
-                                          kind=str(act.get("kind") or "note"))
+            found += self.lexicon.extract(
+                note,
+                event_id=ev["event_id"],
+                at=t,
+                direction=str(act.get("direction") or "internal"),
+                kind=str(act.get("kind") or "note"),
+            )
         reason = text(section(ev, "deal").get("lost_reason"))
         if reason:
-            found += self.lexicon.extract(reason, event_id=ev["event_id"], at=t, direction="internal",
-                                          kind="lost_reason")
+            found += self.lexicon.extract(
+                reason, event_id=ev["event_id"], at=t, direction="internal", kind="lost_reason"
+            )
         if not found:
             return False
         kept = rank_for_keeping([*_signals(state), *found], self.cfg.signals_kept)
-        state.signals = [[s.cause, round(s.weight, 2), int(s.at), s.event_id, s.excerpt[:EXCERPT_KEPT], s.side,
-                          None if s.signal == f"text:{s.cause}" else s.signal] for s in kept]
+        state.signals = [
+            [
+                s.cause,
+                round(s.weight, 2),
+                int(s.at),
+                s.event_id,
+                s.excerpt[:EXCERPT_KEPT],
+                s.side,
+                None if s.signal == f"text:{s.cause}" else s.signal,
+            ]
+            for s in kept
+        ]
         return True
 
     def _on_trigger(self, state: DealState, trigger: Trigger, deal_key: str) -> list[Outcome]:
@@ -109,8 +125,21 @@ class Detector:
             evidence = ((trigger.event_id, trigger.signal, trigger.excerpt), *evidence)
         ident = interruption_id(deal_key, trigger.identity)
         state.episodes.append(Episode(trigger.kind, ident, int(trigger.at), found.cause, found.side))
-        return [Opened(ident, trigger.kind, trigger.at, found.cause, found.side, found.confidence,
-                       found.alternatives, evidence, 0, trigger.batch_id, trigger.flags)]
+        return [
+            Opened(
+                ident,
+                trigger.kind,
+                trigger.at,
+                found.cause,
+                found.side,
+                found.confidence,
+                found.alternatives,
+                evidence,
+                0,
+                trigger.batch_id,
+                trigger.flags,
+            )
+        ]
 
     def _resume(self, state: DealState, trigger: Trigger, kinds: frozenset[str]) -> list[Outcome]:
         out: list[Outcome] = []
@@ -138,8 +167,19 @@ class Detector:
             if (found.cause, found.side) == (ep.cause, ep.side):
                 continue
             ep.cause, ep.side, ep.revision = found.cause, found.side, ep.revision + 1
-            out.append(Opened(ep.id, ep.kind, ep.at, found.cause, found.side, found.confidence,
-                              found.alternatives, found.evidence, ep.revision))
+            out.append(
+                Opened(
+                    ep.id,
+                    ep.kind,
+                    ep.at,
+                    found.cause,
+                    found.side,
+                    found.confidence,
+                    found.alternatives,
+                    found.evidence,
+                    ep.revision,
+                )
+            )
         return out
 
     # ------------------------------------------------------------------ classification
@@ -196,7 +236,9 @@ class Detector:
             return None
         return max(deadline, state.recv + self.cfg.grace_seconds)
 
-    def check_quiet(self, state: DealState, *, deal_key: str, now: float) -> tuple[list[Outcome], float | None]:
+    def check_quiet(
+        self, state: DealState, *, deal_key: str, now: float
+    ) -> tuple[list[Outcome], float | None]:
         """At wall-clock ``now``: the went_quiet interruption if the deadline has passed and the deal's deliveries
         have settled, and when to look again."""
         deadline = self.quiet_deadline(state)
@@ -207,8 +249,14 @@ class Detector:
             return [], due
         anchor = self.quiet_anchor(state)
         days = self.cfg.quiet_threshold_days(state.stage, state.tier)
-        trigger = Trigger("went_quiet", f"went_quiet|{int(anchor or 0)}", deadline, None, "field:last_activity",
-                          f"no qualifying activity for {days:g} working days")
+        trigger = Trigger(
+            "went_quiet",
+            f"went_quiet|{int(anchor or 0)}",
+            deadline,
+            None,
+            "field:last_activity",
+            f"no qualifying activity for {days:g} working days",
+        )
         return self._open(state, trigger, deal_key), None
 
 

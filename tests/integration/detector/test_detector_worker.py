@@ -24,7 +24,9 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def detector_worker(broker_bootstrap: str, topics: Topics, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+def detector_worker(
+    broker_bootstrap: str, topics: Topics, tmp_path: Path
+) -> Iterator[subprocess.Popen[bytes]]:
     env = {
         **os.environ,
         "DEALWATCH_KAFKA_BOOTSTRAP": broker_bootstrap,
@@ -34,8 +36,13 @@ def detector_worker(broker_bootstrap: str, topics: Topics, tmp_path: Path) -> It
         "DEALWATCH_LOG_LEVEL": "WARNING",
     }
     log = (tmp_path / "detector.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "services.detector"], env=env, stdout=log,
-                            stderr=subprocess.STDOUT, cwd=tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "services.detector"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=tmp_path,
+    )
     yield proc
     proc.send_signal(signal.SIGTERM)
     try:
@@ -48,10 +55,18 @@ def detector_worker(broker_bootstrap: str, topics: Topics, tmp_path: Path) -> It
 
 def event(deal_id: str, days_ago: float, type: str, **body: object) -> DealChanged:
     at = datetime.now(UTC) - timedelta(days=days_ago)
-    return DealChanged.model_validate({
-        "event_id": f"e-{uuid.uuid4().hex}", "source": "generic", "deal_id": deal_id, "occurred_at": at,
-        "received_at": datetime.now(UTC), "type": type, "deal": {"id": deal_id, **body.pop("deal", {})}, **body,
-    })
+    return DealChanged.model_validate(
+        {
+            "event_id": f"e-{uuid.uuid4().hex}",
+            "source": "generic",
+            "deal_id": deal_id,
+            "occurred_at": at,
+            "received_at": datetime.now(UTC),
+            "type": type,
+            "deal": {"id": deal_id, **body.pop("deal", {})},
+            **body,
+        }
+    )
 
 
 async def interruptions(bootstrap: str, topics: Topics) -> list[dict[str, object]]:
@@ -67,13 +82,20 @@ async def test_detector_finds_a_reassignment_and_a_quiet_deal_once_despite_redel
         event("A", 3, "activity.logged", activity={"kind": "call", "direction": "outbound"}),
         event("A", 0, "deal.updated", deal={"owner_id": "u-2"}, previous={"owner_id": "u-1"}),
         event("B", 90, "deal.created", deal={"owner_id": "u-3", "stage": "proposal", "status": "open"}),
-        event("B", 60, "activity.logged", activity={"kind": "email", "direction": "outbound", "text": "見積送付"}),
+        event(
+            "B",
+            60,
+            "activity.logged",
+            activity={"kind": "email", "direction": "outbound", "text": "見積送付"},
+        ),
     ]
     producer = make_producer(broker_bootstrap)
     await producer.start()
     try:
         for ev in history + history:  # every event delivered twice
-            await producer.send_and_wait(topics.deal_changes, ev.model_dump_json().encode(), key=ev.key.encode())
+            await producer.send_and_wait(
+                topics.deal_changes, ev.model_dump_json().encode(), key=ev.key.encode()
+            )
         await producer.send_and_wait(topics.deal_changes, b"{not json", key=b"generic:broken")
     finally:
         await producer.stop()

@@ -35,15 +35,20 @@ def run(detector: Detector, events, now: float | None = None, settle: bool = Tru
 
 
 def opened(outcomes, kind=None):
-    return [o for o in outcomes if isinstance(o, Opened) and o.revision == 0 and (kind is None or o.kind == kind)]
+    return [
+        o for o in outcomes if isinstance(o, Opened) and o.revision == 0 and (kind is None or o.kind == kind)
+    ]
 
 
 def test_owner_change_opens_one_reassigned_interruption(detector):
-    _, out = run(detector, [
-        created(at=days_ago(30)),
-        activity(at=days_ago(3)),
-        change(at=days_ago(0.1), deal={"owner_id": "u-2"}, previous={"owner_id": "u-1"}),
-    ])
+    _, out = run(
+        detector,
+        [
+            created(at=days_ago(30)),
+            activity(at=days_ago(3)),
+            change(at=days_ago(0.1), deal={"owner_id": "u-2"}, previous={"owner_id": "u-1"}),
+        ],
+    )
     found = opened(out, "reassigned")
     assert len(found) == 1
     assert found[0].evidence
@@ -51,8 +56,14 @@ def test_owner_change_opens_one_reassigned_interruption(detector):
 
 
 def test_owner_change_without_previous_is_seen_from_the_state(detector):
-    _, out = run(detector, [created(at=days_ago(30)), activity(at=days_ago(1)),
-                            change(at=days_ago(0.5), deal={"owner_id": "u-9"})])
+    _, out = run(
+        detector,
+        [
+            created(at=days_ago(30)),
+            activity(at=days_ago(1)),
+            change(at=days_ago(0.5), deal={"owner_id": "u-9"}),
+        ],
+    )
     assert [o.kind for o in opened(out)] == ["reassigned"]
 
 
@@ -65,8 +76,11 @@ def test_a_redelivered_event_changes_nothing(detector):
 
 
 def test_an_old_owner_change_arriving_late_gives_the_same_interruption(detector):
-    a = [created(at=days_ago(30)), change(at=days_ago(2), deal={"owner_id": "u-2"}, previous={"owner_id": "u-1"}),
-         activity(at=days_ago(1), deal={"owner_id": "u-2"})]
+    a = [
+        created(at=days_ago(30)),
+        change(at=days_ago(2), deal={"owner_id": "u-2"}, previous={"owner_id": "u-1"}),
+        activity(at=days_ago(1), deal={"owner_id": "u-2"}),
+    ]
     _, in_order = run(detector, a)
     _, reversed_ = run(detector, list(reversed(a)))
     assert {o.id for o in opened(in_order)} == {o.id for o in opened(reversed_)}
@@ -85,8 +99,14 @@ def test_a_deal_with_recent_activity_is_not_quiet(detector):
 
 
 def test_internal_notes_do_not_reset_the_quiet_clock(detector):
-    _, out = run(detector, [created(at=days_ago(90)), activity(at=days_ago(60)),
-                            activity(at=days_ago(1), kind="note", direction="internal", text="確認中")])
+    _, out = run(
+        detector,
+        [
+            created(at=days_ago(90)),
+            activity(at=days_ago(60)),
+            activity(at=days_ago(1), kind="note", direction="internal", text="確認中"),
+        ],
+    )
     assert [o.kind for o in opened(out)] == ["went_quiet"]
 
 
@@ -108,8 +128,9 @@ def test_key_accounts_go_quiet_sooner(detector):
 
 
 def test_thresholds_per_stage_and_tier_come_from_configuration():
-    d = build_detector(Settings(quiet={"by_stage": {"proposal": 3}, "by_tier": {}, "by_stage_tier": {
-        "negotiation/key": 1}}))
+    d = build_detector(
+        Settings(quiet={"by_stage": {"proposal": 3}, "by_tier": {}, "by_stage_tier": {"negotiation/key": 1}})
+    )
     assert d.cfg.quiet_threshold_days("proposal", "standard") == 3
     assert d.cfg.quiet_threshold_days("negotiation", "key") == 1
     assert d.cfg.quiet_threshold_days("unknown-stage", None) == d.cfg.quiet_default_days
@@ -121,71 +142,125 @@ def test_customer_reply_resumes_the_quiet_episode(detector):
     reply = activity(at=days_ago(0), direction="inbound", text="Sorry for the delay")
     applied = detector.apply(state, reply, deal_key=KEY, partition=0, now=NOW.timestamp() + 7200)
     assert [(o.id, o.reason) for o in applied.outcomes if isinstance(o, Resumed)] == [
-        (quiet.id, "customer_activity")]
+        (quiet.id, "customer_activity")
+    ]
 
 
 def test_closed_lost_carries_the_lost_reason_as_evidence(detector):
-    _, out = run(detector, [created(at=days_ago(40)), activity(at=days_ago(3)),
-                            change(at=days_ago(1), deal={"status": "lost", "lost_reason": "競合A社に決定"})])
+    _, out = run(
+        detector,
+        [
+            created(at=days_ago(40)),
+            activity(at=days_ago(3)),
+            change(at=days_ago(1), deal={"status": "lost", "lost_reason": "競合A社に決定"}),
+        ],
+    )
     lost = opened(out, "closed_lost")
     assert len(lost) == 1
     assert any("競合" in e[2] for e in lost[0].evidence)
 
 
 def test_contact_leaving_flags_a_deal_left_without_contacts(detector):
-    _, out = run(detector, [
-        created(at=days_ago(40)),
-        change(at=days_ago(39), type="contact.changed", contact={"id": "C-1", "title": "部長", "change": "added"}),
-        activity(at=days_ago(3)),
-        change(at=days_ago(1), type="contact.changed", contact={"id": "C-1", "change": "left_company"}),
-    ])
+    _, out = run(
+        detector,
+        [
+            created(at=days_ago(40)),
+            change(
+                at=days_ago(39),
+                type="contact.changed",
+                contact={"id": "C-1", "title": "部長", "change": "added"},
+            ),
+            activity(at=days_ago(3)),
+            change(at=days_ago(1), type="contact.changed", contact={"id": "C-1", "change": "left_company"}),
+        ],
+    )
     left = opened(out, "contact_left")
     assert len(left) == 1 and "no_contact_left" in left[0].flags
 
 
 def test_contact_leaving_flags_a_deal_left_without_a_decision_maker(detector):
-    _, out = run(detector, [
-        created(at=days_ago(40)),
-        change(at=days_ago(39), type="contact.changed", contact={"id": "C-1", "title": "部長", "change": "added"}),
-        change(at=days_ago(39), type="contact.changed", contact={"id": "C-2", "title": "担当", "change": "added"}),
-        activity(at=days_ago(3)),
-        change(at=days_ago(1), type="contact.changed", contact={"id": "C-1", "change": "role_changed"}),
-    ])
+    _, out = run(
+        detector,
+        [
+            created(at=days_ago(40)),
+            change(
+                at=days_ago(39),
+                type="contact.changed",
+                contact={"id": "C-1", "title": "部長", "change": "added"},
+            ),
+            change(
+                at=days_ago(39),
+                type="contact.changed",
+                contact={"id": "C-2", "title": "担当", "change": "added"},
+            ),
+            activity(at=days_ago(3)),
+            change(at=days_ago(1), type="contact.changed", contact={"id": "C-1", "change": "role_changed"}),
+        ],
+    )
     assert opened(out, "contact_left")[0].flags == ("no_decision_maker",)
 
 
 def test_close_date_pushed_twice_is_a_stall(detector):
-    _, out = run(detector, [
-        created(at=days_ago(60), close_date="2026-11-01"),
-        activity(at=days_ago(3)),
-        change(at=days_ago(20), deal={"close_date": "2026-12-01"}),
-        change(at=days_ago(2), deal={"close_date": "2027-01-15"}),
-    ])
+    _, out = run(
+        detector,
+        [
+            created(at=days_ago(60), close_date="2026-11-01"),
+            activity(at=days_ago(3)),
+            change(at=days_ago(20), deal={"close_date": "2026-12-01"}),
+            change(at=days_ago(2), deal={"close_date": "2027-01-15"}),
+        ],
+    )
     assert [o.kind for o in opened(out)] == ["stalled"]
 
 
 def test_stage_moving_backwards_is_a_stall(detector):
-    _, out = run(detector, [created(at=days_ago(30), stage="negotiation"), activity(at=days_ago(2)),
-                            change(at=days_ago(1), deal={"stage": "proposal"})])
+    _, out = run(
+        detector,
+        [
+            created(at=days_ago(30), stage="negotiation"),
+            activity(at=days_ago(2)),
+            change(at=days_ago(1), deal={"stage": "proposal"}),
+        ],
+    )
     assert [o.kind for o in opened(out)] == ["stalled"]
 
 
 def test_a_sharp_amount_cut_is_a_stall_but_a_small_one_is_not(detector):
-    _, big = run(detector, [created(at=days_ago(30), amount=1000), activity(at=days_ago(2)),
-                            change(at=days_ago(1), deal={"amount": 500})])
-    _, small = run(detector, [created(at=days_ago(30), amount=1000), activity(at=days_ago(2)),
-                              change(at=days_ago(1), deal={"amount": 900})])
+    _, big = run(
+        detector,
+        [
+            created(at=days_ago(30), amount=1000),
+            activity(at=days_ago(2)),
+            change(at=days_ago(1), deal={"amount": 500}),
+        ],
+    )
+    _, small = run(
+        detector,
+        [
+            created(at=days_ago(30), amount=1000),
+            activity(at=days_ago(2)),
+            change(at=days_ago(1), deal={"amount": 900}),
+        ],
+    )
     assert [o.kind for o in opened(big)] == ["stalled"]
     assert opened(small) == []
 
 
 def test_the_state_round_trips_through_its_compact_encoding(detector):
-    state, _ = run(detector, [
-        created(at=days_ago(60), close_date="2026-11-01", name="北辰精工 生産管理"),
-        change(at=days_ago(39), type="contact.changed", contact={"id": "C-1", "title": "部長", "change": "added"}),
-        activity(at=days_ago(20), text="競合A社の値引き提案を検討中"),
-        change(at=days_ago(2), deal={"owner_id": "u-2"}, previous={"owner_id": "u-1"}),
-    ], settle=False)
+    state, _ = run(
+        detector,
+        [
+            created(at=days_ago(60), close_date="2026-11-01", name="北辰精工 生産管理"),
+            change(
+                at=days_ago(39),
+                type="contact.changed",
+                contact={"id": "C-1", "title": "部長", "change": "added"},
+            ),
+            activity(at=days_ago(20), text="競合A社の値引き提案を検討中"),
+            change(at=days_ago(2), deal={"owner_id": "u-2"}, previous={"owner_id": "u-1"}),
+        ],
+        settle=False,
+    )
     raw = state.encode()
     assert DealState.decode(raw) == state
     assert len(raw) < 512
@@ -195,10 +270,16 @@ def test_the_state_round_trips_through_its_compact_encoding(detector):
 
 DEAL_HISTORY = [
     created(at=days_ago(120), close_date="2026-10-01", amount=5000, stage="negotiation"),
-    change(at=days_ago(118), type="contact.changed", contact={"id": "C-1", "title": "Director", "change": "added"}),
+    change(
+        at=days_ago(118),
+        type="contact.changed",
+        contact={"id": "C-1", "title": "Director", "change": "added"},
+    ),
     activity(at=days_ago(100), kind="meeting", text="Demo went well"),
     change(at=days_ago(90), deal={"close_date": "2026-11-15"}),
-    activity(at=days_ago(80), kind="note", direction="internal", text="They are comparing us with another vendor"),
+    activity(
+        at=days_ago(80), kind="note", direction="internal", text="They are comparing us with another vendor"
+    ),
     change(at=days_ago(75), deal={"close_date": "2027-01-31"}),
     change(at=days_ago(70), deal={"owner_id": "u-2"}, previous={"owner_id": "u-1"}),
     change(at=days_ago(65), type="contact.changed", contact={"id": "C-1", "change": "left_company"}),
