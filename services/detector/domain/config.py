@@ -83,12 +83,16 @@ class DetectorConfig:
         return base * self.quiet_tier_factor.get(tier_key, 1.0)
 
     def stage_rank(self, stage: str | None) -> int | None:
+        """Position of a stage in the pipeline. Numeric stage ids (Pipedrive) rank by their number, after every
+        named stage; unknown names have no rank, so no 'backwards' can be concluded from them."""
         if not stage:
             return None
-        try:
-            return self.stage_order.index(stage.lower())
-        except ValueError:
-            return None
+        folded = stage.lower()
+        if folded in self.stage_order:
+            return self.stage_order.index(folded)
+        if folded.isdigit():
+            return len(self.stage_order) + int(folded)
+        return None
 
     def is_decision_maker(self, title: str | None) -> bool:
         if not title:

@@ -1,0 +1,104 @@
+"""Strict JSON for webhook bodies: one parse with guards, so that hostile input is refused, not trusted.
+
+Refused (``MalformedBody``): bytes that are not UTF-8, text that is not JSON, ``NaN``/``Infinity``, duplicate
+keys in an object, numbers longer than ``max_number_chars``, nesting deeper than ``max_depth``, lone UTF-16
+surrogates (they could not be written back out as UTF-8), and a top-level scalar. A leading UTF-8 byte order
+mark is stripped (RFC 8259 lets a parser ignore it); the signature is checked on the raw bytes before this.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from services.ingest.domain.outcome import MalformedBody
+
+BOM = b"\xef\xbb\xbf"
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+class _Refused(ValueError):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _Refused("duplicate_key", f"the key {key[:64]!r} appears twice in one object")
+            seen.add(key)
+    return obj
+
+
+def _no_constants(name: str) -> Any:
+    raise _Refused("non_finite_number", f"{name} is not JSON")
+
+
+def parse_json(body: bytes, *, max_depth: int, max_number_chars: int = 100) -> dict[str, Any] | list[Any]:
+    """Parse a webhook body into an object or an array, or raise ``MalformedBody``."""
+
+    def bounded_int(text: str) -> int:
+        if len(text) > max_number_chars:
+            raise _Refused("number_too_long", f"a number of {len(text)} digits")
+        return int(text)
+
+    def bounded_float(text: str) -> float:
+        if len(text) > max_number_chars:
+            raise _Refused("number_too_long", f"a number of {len(text)} characters")
+        return float(text)
+
+    if body.startswith(BOM):
+        body = body[len(BOM) :]
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MalformedBody("bad_utf8", f"the body is not UTF-8 (byte {exc.start})") from None
+    try:
+        value = json.loads(
+            text,
+            object_pairs_hook=_unique_keys,
+            parse_constant=_no_constants,
+            parse_int=bounded_int,
+            parse_float=bounded_float,
+        )
+    except _Refused as exc:
+        raise MalformedBody(exc.reason, str(exc)) from None
+    except json.JSONDecodeError as exc:
+        raise MalformedBody("not_json", f"{exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise MalformedBody("too_deep", f"nesting deeper than {max_depth}") from None
+    except ValueError as exc:  # e.g. the interpreter's own integer digit limit
+        raise MalformedBody("not_json", str(exc)[:200]) from None
+    if not isinstance(value, dict | list):
+        raise MalformedBody("not_an_object", "the body must be a JSON object or an array of objects")
+    _check_shape(value, max_depth, check_strings=_SURROGATE_ESCAPE.search(text) is not None)
+    return value
+
+
+def _check_shape(root: dict[str, Any] | list[Any], max_depth: int, *, check_strings: bool) -> None:
+    """Depth (iteratively, no recursion) and, when the text had surrogate escapes, string encodability."""
+    stack: list[tuple[Any, int]] = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > max_depth:
+            raise MalformedBody("too_deep", f"nesting deeper than {max_depth}")
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        for key, child in items:
+            if check_strings and isinstance(key, str):
+                _encodable(key)
+            if isinstance(child, dict | list):
+                stack.append((child, depth + 1))
+            elif check_strings and isinstance(child, str):
+                _encodable(child)
+
+
+def _encodable(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise MalformedBody("bad_unicode", "a string holds a lone UTF-16 surrogate") from None

@@ -1,0 +1,105 @@
+"""The generic webhook event (version 1) into ``DealChanged``; and the batch rules every source shares.
+
+A batch is all or nothing: one invalid event refuses the whole request (422, the body goes to the dead-letter
+topic), so a sender can fix and resend it without half of it already published.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from schemas import DealChanged, GenericEvent, deal_key
+from services.ingest.domain.outcome import Batch, InvalidEvent, TooManyEvents
+
+SOURCE = "generic"
+M = TypeVar("M", bound=BaseModel)
+
+
+def normalize_generic_event(event: GenericEvent, *, received_at: datetime) -> DealChanged:
+    """One generic event as the normalized change; ``event_id`` is the sender's own, stable across retries."""
+    deal = event.deal
+    if event.type == "deal.deleted" and deal.status is None:
+        deal = deal.model_copy(update={"status": "deleted"})
+    return DealChanged(
+        event_id=event.event_id,
+        source=SOURCE,
+        deal_id=deal.id,
+        occurred_at=event.occurred_at,
+        received_at=received_at,
+        type=event.type,
+        deal=deal,
+        previous=event.previous,
+        activity=event.activity,
+        contact=event.contact,
+    )
+
+
+def normalize_generic(
+    payload: dict[str, Any] | list[Any], *, received_at: datetime, max_events: int
+) -> Batch:
+    """A generic body (one event or an array of them) as a batch, or ``InvalidEvent``/``TooManyEvents``."""
+    items = as_items(payload, max_events)
+    events = [
+        normalize_generic_event(
+            validate_item(GenericEvent, item, index, SOURCE, _generic_deal_id), received_at=received_at
+        )
+        for index, item in enumerate(items)
+    ]
+    return Batch(events=tuple(events))
+
+
+def as_items(payload: dict[str, Any] | list[Any], max_events: int) -> Sequence[Any]:
+    """The events of a body that may hold one object or an array of them, bounded and non-empty."""
+    items: Sequence[Any] = payload if isinstance(payload, list) else [payload]
+    if len(items) > max_events:
+        raise TooManyEvents(len(items), max_events)
+    if not items:
+        raise InvalidEvent("empty_batch", "the array holds no events")
+    return items
+
+
+def validate_item(
+    model: type[M], item: Any, index: int, source: str, read_deal_id: Callable[[Any], str | None]
+) -> M:
+    """``model`` validated from one item of a batch, or ``InvalidEvent`` that says where and why."""
+    try:
+        return model.model_validate(item)
+    except ValidationError as exc:
+        deal_id = read_deal_id(item)
+        raise InvalidEvent(
+            "invalid_event",
+            describe(exc, index),
+            index=index,
+            deal_key=deal_key(source, deal_id) if deal_id else None,
+        ) from None
+
+
+def describe(exc: ValidationError, index: int | None = None) -> str:
+    """A short, body-free account of what failed: field paths and messages, never the input values."""
+    parts = []
+    for error in exc.errors(include_input=False, include_url=False)[:5]:
+        where = ".".join(str(p) for p in error["loc"]) or "(event)"
+        parts.append(f"{where}: {error['msg']}")
+    more = exc.error_count() - len(parts)
+    text = "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+    return f"event {index}: {text}" if index is not None else text
+
+
+def readable_id(value: Any) -> str | None:
+    """An id as a key can carry it: a non-empty short string or an integer."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str) and 0 < len(value) <= 200:
+        return value
+    return None
+
+
+def _generic_deal_id(item: Any) -> str | None:
+    deal = item.get("deal") if isinstance(item, dict) else None
+    return readable_id(deal.get("id")) if isinstance(deal, dict) else None
