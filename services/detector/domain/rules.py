@@ -161,7 +161,8 @@ class Detector:
         for ep in state.episodes:
             if ep.id in just_opened or newest is None:
                 continue
-            if not ep.at - self.cfg.signal_window_seconds <= newest <= ep.at + self.cfg.revise_window_seconds:
+            lo, hi = self._window(ep.kind, ep.at)
+            if not lo <= newest <= hi:
                 continue
             found = self._classify(state, ep.kind, ep.at)
             if (found.cause, found.side) == (ep.cause, ep.side):
@@ -205,8 +206,14 @@ class Detector:
             activities=state.acts,
         )
 
+    def _window(self, kind: str, at: float) -> tuple[float, float]:
+        """Text from a window before the interruption and a little after it counts as its evidence; for a quiet
+        deal, everything written during the silence too (internal notes explain why nobody hears from them)."""
+        hi = float("inf") if kind == "went_quiet" else at + self.cfg.revise_window_seconds
+        return at - self.cfg.signal_window_seconds, hi
+
     def _classify(self, state: DealState, kind: str, at: float) -> Classification:
-        lo, hi = at - self.cfg.signal_window_seconds, at + self.cfg.revise_window_seconds
+        lo, hi = self._window(kind, at)
         window = [s for s in _signals(state) if lo <= s.at <= hi]
         return classify(self.facts(state, kind, at), window)
 
