@@ -20,7 +20,7 @@ def line(deal_id: str, at, type: str, **body) -> str:
 
 
 HISTORY = [
-    line("A", days_ago(30), "deal.created", deal={"owner_id": "u-1", "stage": "proposal", "status": "open"}),
+    line("A", days_ago(8), "deal.created", deal={"owner_id": "u-1", "stage": "proposal", "status": "open"}),
     line("A", days_ago(3), "activity.logged", activity={"kind": "call", "direction": "outbound"}),
     line("A", days_ago(2), "deal.updated", deal={"owner_id": "u-2"}, previous={"owner_id": "u-1"}),
     line("B", days_ago(90), "deal.created", deal={"owner_id": "u-3", "stage": "proposal", "status": "open"}),
