@@ -1,13 +1,14 @@
 """Offline replay: run the detector's own rules over a history export (JSONL of generic events) and report what
 would have fired, so that a team can tune thresholds before going live.
 
-Time is simulated: each event happens at its ``occurred_at``; quiet deadlines that fall between events fire at
-their deadline, and those still pending at the end fire up to ``until``. No broker, no database.
+Time is simulated per deal: each event happens at its ``occurred_at``; a deal's quiet deadline that falls between
+two of its events fires at that deadline, and deadlines still pending at the end fire up to ``until``. Exports are
+usually grouped by deal, so no global order is needed: a deal's own lines in time order give exact results. No
+broker, no database.
 """
 
 from __future__ import annotations
 
-import heapq
 import json
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -77,8 +78,7 @@ def replay(
 ) -> ReplayReport:
     report = ReplayReport()
     states: dict[str, DealState] = {}
-    due: list[tuple[float, str]] = []
-    clock = float("-inf")
+    due: dict[str, float] = {}
 
     def record(key: str, state: DealState, outcomes: list[Outcome], now: float) -> None:
         for o in outcomes:
@@ -92,14 +92,17 @@ def replay(
             if emit is not None:
                 emit(to_message(o, state, key, now).model_dump(mode="json"))
 
-    def expire(upto: float) -> None:
-        while due and due[0][0] <= upto:
-            when, key = heapq.heappop(due)
+    def expire(key: str, upto: float) -> None:
+        when = due.get(key)
+        while when is not None and when <= upto:
             state = states[key]
             opened, again = detector.check_quiet(state, deal_key=key, now=when)
             record(key, state, opened, when)
-            if again is not None and again > when:
-                heapq.heappush(due, (again, key))
+            when = again if again is not None and again > when else None
+        if when is None:
+            due.pop(key, None)
+        else:
+            due[key] = when
 
     for number, line in enumerate(lines, 1):
         if progress is not None and number % 10_000 == 0:
@@ -112,12 +115,12 @@ def replay(
         except (BadEvent, ValueError, RecursionError) as exc:
             _reject(report, number, exc)
             continue
-        clock = max(clock, t)
-        expire(clock)
         key = f"{event['source']}:{event['deal_id']}"
+        if key in due:
+            expire(key, t)
         state = states.get(key)
         try:
-            applied = detector.apply(state, event, deal_key=key, partition=0, now=clock)
+            applied = detector.apply(state, event, deal_key=key, partition=0, now=t)
         except BadEvent as exc:
             _reject(report, number, exc)
             continue
@@ -126,12 +129,15 @@ def replay(
             report.duplicates += 1
             continue
         states[key] = applied.state
-        record(key, applied.state, applied.outcomes, clock)
+        record(key, applied.state, applied.outcomes, t)
         check = detector.next_check(applied.state)
-        if check is not None:
-            heapq.heappush(due, (check, key))
+        if check is None:
+            due.pop(key, None)
+        else:
+            due[key] = check
     if until is not None:
-        expire(until)
+        for key in list(due):
+            expire(key, until)
     report.deals = len(states)
     return report
 
