@@ -61,6 +61,9 @@ class EmbeddedBroker:
     host: str = "127.0.0.1"
     port: int = 0
     log_path: Path | None = None
+    own_session: bool = False
+    """Run the broker in its own session, so that a terminal's Ctrl-C reaches only its owner, which stops it
+    last (``dealwatch up``)."""
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -76,10 +79,21 @@ class EmbeddedBroker:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             out = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [broker_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
-             "--storage-engine", "memory://tansu/"],
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            [
+                broker_binary(),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
+            start_new_session=self.own_session,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -120,8 +134,12 @@ def broker_available() -> bool:
 
 
 async def ensure_topics(
-    bootstrap: str, topics: Iterable[str], partitions: int, replication: int = 1,
-    configs: Mapping[str, Mapping[str, str]] | None = None, timeout: float = 30.0,
+    bootstrap: str,
+    topics: Iterable[str],
+    partitions: int,
+    replication: int = 1,
+    configs: Mapping[str, Mapping[str, str]] | None = None,
+    timeout: float = 30.0,
 ) -> None:
     """Create the topics that do not exist yet; existing ones are left as they are."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
@@ -137,9 +155,14 @@ async def ensure_topics(
     try:
         existing = set(await admin.list_topics())
         wanted = [
-            NewTopic(name=t, num_partitions=partitions, replication_factor=replication,
-                     topic_configs=dict((configs or {}).get(t, {})))
-            for t in topics if t not in existing
+            NewTopic(
+                name=t,
+                num_partitions=partitions,
+                replication_factor=replication,
+                topic_configs=dict((configs or {}).get(t, {})),
+            )
+            for t in topics
+            if t not in existing
         ]
         if wanted:
             with contextlib.suppress(TopicAlreadyExistsError):
@@ -148,8 +171,14 @@ async def ensure_topics(
         await admin.close()
 
 
-def make_producer(bootstrap: str, *, idempotent: bool = False, client_id: str = "dealwatch",
-                  request_timeout_ms: int = 10_000, linger_ms: int = 0) -> AIOKafkaProducer:
+def make_producer(
+    bootstrap: str,
+    *,
+    idempotent: bool = False,
+    client_id: str = "dealwatch",
+    request_timeout_ms: int = 10_000,
+    linger_ms: int = 0,
+) -> AIOKafkaProducer:
     """A producer that waits for every in-sync replica (acks=all). Idempotence is a setting: the embedded
     broker does not support it, and dedupe downstream covers producer retries."""
     return AIOKafkaProducer(
@@ -167,8 +196,13 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def dlq_headers(reason: str, source: str, stage: str, received_at: datetime | None = None,
-                extra: Mapping[str, str] | None = None) -> list[tuple[str, bytes]]:
+def dlq_headers(
+    reason: str,
+    source: str,
+    stage: str,
+    received_at: datetime | None = None,
+    extra: Mapping[str, str] | None = None,
+) -> list[tuple[str, bytes]]:
     """Headers of a dead-letter record: why, from where, at which stage, and when it was received."""
     when = (received_at or utc_now()).isoformat()
     headers = [

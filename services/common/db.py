@@ -50,6 +50,8 @@ class InterruptionRow(Base):
     status: Mapped[str] = mapped_column(String(16), default="open")
     resumed_at: Mapped[datetime | None]
     resumed_reason: Mapped[str | None] = mapped_column(String(64))
+    revision: Mapped[int] = mapped_column(Integer, default=0)
+    """The detector's revision of this interruption (a later cause verdict, same id); the highest wins."""
     body: Mapped[dict[str, Any]]
 
     __table_args__ = (Index("ix_interruptions_deal", "source", "deal_id"),)
@@ -76,7 +78,10 @@ class TaskRow(Base):
     updated_at: Mapped[datetime]
     body: Mapped[dict[str, Any]]
 
-    __table_args__ = (Index("ix_tasks_deal", "source", "deal_id"),)
+    __table_args__ = (
+        Index("ix_tasks_deal", "source", "deal_id"),
+        Index("ix_tasks_created", "created_at", "id"),
+    )
 
 
 class OutboxRow(Base):
@@ -84,8 +89,9 @@ class OutboxRow(Base):
 
     __tablename__ = "outbox"
 
-    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
-                                     autoincrement=True)
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
     topic: Mapped[str] = mapped_column(String(200))
     key: Mapped[str] = mapped_column(String(240))
     value: Mapped[str] = mapped_column(Text)
@@ -109,8 +115,9 @@ class StatRow(Base):
 
     __tablename__ = "stats"
 
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
-                                    autoincrement=True)
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
     metric: Mapped[str] = mapped_column(String(64))
     period: Mapped[str] = mapped_column(String(8))
     bucket: Mapped[str] = mapped_column(String(16))
@@ -123,17 +130,28 @@ class StatRow(Base):
     count: Mapped[int] = mapped_column(BigInteger, default=0)
 
     __table_args__ = (
-        UniqueConstraint("metric", "period", "bucket", "kind", "cause", "side", "stage", "owner",
-                         name="uq_stats_cell"),
+        UniqueConstraint(
+            "metric", "period", "bucket", "kind", "cause", "side", "stage", "owner", name="uq_stats_cell"
+        ),
     )
+
+
+class StatsFactRow(Base):
+    """What the stats worker knows of one interruption (its dimensions, resumed, task status), so that a
+    redelivered or revised message changes the counters by its difference only."""
+
+    __tablename__ = "stats_facts"
+
+    interruption_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    body: Mapped[dict[str, Any]]
 
 
 def normalize_url(url: str) -> str:
     """Accept ``postgresql://`` and ``postgres://`` and use the psycopg 3 driver for them."""
     if url.startswith("postgres://"):
-        url = "postgresql://" + url[len("postgres://"):]
+        url = "postgresql://" + url[len("postgres://") :]
     if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
     return url
 
 

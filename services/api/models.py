@@ -1,0 +1,88 @@
+"""The API's request and response bodies (they are what the OpenAPI document describes)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from schemas import Alternative, DealSnapshot, Evidence, RecoveryTask
+from schemas.interruptions import Cause, Kind, Side
+from schemas.tasks import TaskStatus
+
+Reason = Annotated[str, Field(min_length=1, max_length=2000)]
+
+
+class InterruptionItem(BaseModel):
+    model_config = ConfigDict(title="Interruption")
+
+    id: str
+    deal_key: str
+    source: str
+    deal_id: str
+    """The CRM's own id of the deal, as a string."""
+    kind: Kind
+    cause: Cause
+    side: Side | None = None
+    confidence: float
+    alternatives: list[Alternative]
+    evidence: list[Evidence]
+    occurred_at: datetime
+    detected_at: datetime
+    status: Literal["open", "resumed"]
+    resumed_at: datetime | None = None
+    resumed_reason: str | None = None
+    revision: int = 0
+    flags: list[str] = Field(default_factory=list)
+    deal: DealSnapshot
+
+
+class InterruptionPage(BaseModel):
+    items: list[InterruptionItem]
+    next_cursor: str | None
+
+
+class TaskPage(BaseModel):
+    items: list[RecoveryTask]
+    next_cursor: str | None
+
+
+class ChecklistTick(BaseModel):
+    """Tick (or untick) one checklist item, named by its position or by its text."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    index: Annotated[int, Field(ge=0, le=10_000)] | None = None
+    item: Annotated[str, Field(min_length=1, max_length=2000)] | None = None
+    done: bool = True
+
+
+class TaskPatch(BaseModel):
+    """Move the status and/or tick checklist items. Other fields are refused (422), never applied."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: TaskStatus | None = None
+    reason: Reason | None = None
+    """Required for ``dismissed`` and ``snoozed``."""
+    until: AwareDatetime | None = None
+    """Required for ``snoozed``: when the task comes back."""
+    checklist: Annotated[list[ChecklistTick], Field(max_length=200)] = Field(default_factory=list)
+    version: Annotated[int, Field(ge=1)] | None = None
+    """When given, the change applies only to this version of the task (else 409)."""
+
+
+class StatsItem(BaseModel):
+    group: dict[str, str]
+    counts: dict[str, int]
+    """``interruptions``, ``resumed``, ``recovered`` and ``task_<status>`` (tasks by their current status)."""
+    rates: dict[str, float | None]
+    """Share of the interruptions that resumed, were recovered, had their task done (None without any)."""
+
+
+class StatsAnswer(BaseModel):
+    period: Literal["day", "week", "month"]
+    group_by: list[str]
+    items: list[StatsItem]
+    totals: StatsItem

@@ -1,0 +1,252 @@
+"""The ``/api`` routes: read interruptions and tasks, change a task, read the statistics.
+
+No ``from __future__ import annotations`` here: FastAPI must resolve the annotations of the route functions,
+and their dependencies are local to :func:`build_router`.
+"""
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated, Any, Literal, Protocol
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from schemas import RecoveryTask, RecoveryTaskUpdated, Topics
+from schemas.interruptions import Cause, Kind
+from schemas.tasks import TaskStatus
+from services.api.auth import Principal, TokenBook, unauthorized
+from services.api.domain.stats import group_counts
+from services.api.domain.tasks import IllegalMove, InvalidChange, TaskChange, Tick, apply_change
+from services.api.metrics import MeasuredRoute
+from services.api.models import (
+    InterruptionItem,
+    InterruptionPage,
+    StatsAnswer,
+    StatsItem,
+    TaskPage,
+    TaskPatch,
+)
+from services.common.repositories import (
+    InterruptionFilter,
+    InvalidCursor,
+    SqlAlchemyStore,
+    StoredInterruption,
+    TaskFilter,
+    as_utc,
+)
+from services.common.stats_repository import DIMENSIONS, SqlAlchemyStatsStore
+
+MAX_ATTEMPTS = 3
+STORAGE_FIELDS = {"status", "resumed_at", "resumed_reason"}
+"""Fields of an interruption item that come from the stored row, not from the detector's message."""
+GROUPS = (*DIMENSIONS, "period")
+Source = Annotated[str | None, Query(max_length=32)]
+DealId = Annotated[str | None, Query(max_length=200, description="The CRM's own id of the deal")]
+Cursor = Annotated[str | None, Query(max_length=512, description="``next_cursor`` of the previous page")]
+Limit = Annotated[int, Query(ge=1, le=500)]
+ItemId = Annotated[str, Path(max_length=200)]
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such item (or not visible to this token)"}
+}
+AUTH: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Missing or invalid bearer token"},
+    403: {"description": "Token lacks the scope"},
+}
+
+
+class ApiContext(Protocol):
+    tokens: TokenBook
+    topics: Topics
+
+    @property
+    def store(self) -> SqlAlchemyStore: ...
+
+    @property
+    def stats(self) -> SqlAlchemyStatsStore: ...
+
+    def now(self) -> datetime: ...
+
+
+def authorizer(tokens: TokenBook, scope: str) -> Callable[..., Principal]:
+    bearer = HTTPBearer(auto_error=False, scheme_name="bearer")
+
+    def authorize(credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]) -> Principal:
+        if credentials is None:
+            raise unauthorized()
+        principal = tokens.find(credentials.credentials)
+        if principal is None:
+            raise unauthorized("invalid_token")
+        if scope not in principal.scopes:
+            raise HTTPException(403, f"this token lacks the '{scope}' scope")
+        return principal
+
+    return authorize
+
+
+def _item(stored: StoredInterruption) -> InterruptionItem:
+    fields = stored.interruption.model_dump(include=set(InterruptionItem.model_fields) - STORAGE_FIELDS)
+    return InterruptionItem(
+        **fields,
+        status="resumed" if stored.status == "resumed" else "open",
+        resumed_at=stored.resumed_at,
+        resumed_reason=stored.resumed_reason,
+    )
+
+
+def _utc(at: datetime) -> datetime:
+    try:
+        return as_utc(at)
+    except OverflowError:
+        raise HTTPException(422, "time out of range") from None
+
+
+def _bad_cursor() -> HTTPException:
+    return HTTPException(400, "invalid cursor")
+
+
+def build_router(ctx: ApiContext) -> APIRouter:
+    router = APIRouter(prefix="/api", route_class=MeasuredRoute, responses=AUTH)
+    read = Depends(authorizer(ctx.tokens, "read"))
+    write = Depends(authorizer(ctx.tokens, "write"))
+
+    @router.get("/interruptions", response_model=InterruptionPage, tags=["interruptions"])
+    def list_interruptions(
+        principal: Principal = read,
+        source: Source = None,
+        deal_id: DealId = None,
+        kind: Kind | None = None,
+        cause: Cause | None = None,
+        since: datetime | None = None,
+        status: Literal["open", "resumed"] | None = None,
+        cursor: Cursor = None,
+        limit: Limit = 100,
+    ) -> InterruptionPage:
+        where = InterruptionFilter(
+            since=_utc(since) if since else None,
+            source=source,
+            deal_id=deal_id,
+            kind=kind,
+            cause=cause,
+            status=status,
+            owner=principal.rep,
+        )
+        try:
+            page = ctx.store.list_interruptions(where, cursor, limit)
+        except InvalidCursor:
+            raise _bad_cursor() from None
+        return InterruptionPage(items=[_item(s) for s in page.items], next_cursor=page.next_cursor)
+
+    @router.get(
+        "/interruptions/{interruption_id}",
+        response_model=InterruptionItem,
+        tags=["interruptions"],
+        responses=NOT_FOUND,
+    )
+    def get_interruption(interruption_id: ItemId, principal: Principal = read) -> InterruptionItem:
+        stored = ctx.store.get_interruption(interruption_id, owner=principal.rep)
+        if stored is None:
+            raise HTTPException(404, "no such interruption")
+        return _item(stored)
+
+    @router.get("/tasks", response_model=TaskPage, tags=["tasks"])
+    def list_tasks(
+        principal: Principal = read,
+        source: Source = None,
+        deal_id: DealId = None,
+        assignee: Annotated[str | None, Query(max_length=200)] = None,
+        status: TaskStatus | None = None,
+        kind: Kind | None = None,
+        interruption_id: Annotated[str | None, Query(max_length=200)] = None,
+        cursor: Cursor = None,
+        limit: Limit = 100,
+    ) -> TaskPage:
+        if principal.rep is not None and assignee not in (None, principal.rep):
+            return TaskPage(items=[], next_cursor=None)
+        where = TaskFilter(
+            source=source,
+            deal_id=deal_id,
+            assignee=principal.rep or assignee,
+            status=status,
+            kind=kind,
+            interruption_id=interruption_id,
+        )
+        try:
+            page = ctx.store.list_tasks(where, cursor, limit)
+        except InvalidCursor:
+            raise _bad_cursor() from None
+        return TaskPage(items=page.items, next_cursor=page.next_cursor)
+
+    @router.get("/tasks/{task_id}", response_model=RecoveryTask, tags=["tasks"], responses=NOT_FOUND)
+    def get_task(task_id: ItemId, principal: Principal = read) -> RecoveryTask:
+        task = ctx.store.get_task(task_id, assignee=principal.rep)
+        if task is None:
+            raise HTTPException(404, "no such task")
+        return task
+
+    @router.patch(
+        "/tasks/{task_id}",
+        response_model=RecoveryTask,
+        tags=["tasks"],
+        responses={
+            **NOT_FOUND,
+            409: {"description": "Illegal status move, or the task changed meanwhile"},
+        },
+    )
+    def patch_task(task_id: ItemId, patch: TaskPatch, principal: Principal = write) -> RecoveryTask:
+        return change_task(ctx, task_id, patch, principal)
+
+    @router.get("/stats", response_model=StatsAnswer, tags=["stats"])
+    def get_stats(
+        principal: Principal = read,
+        group_by: Annotated[
+            str, Query(max_length=200, description=f"Comma-separated: {', '.join(GROUPS)}")
+        ] = "",
+        period: Literal["day", "week", "month"] = "month",
+    ) -> StatsAnswer:
+        groups = [g.strip() for g in group_by.split(",") if g.strip()]
+        unknown = sorted({g for g in groups if g not in GROUPS})
+        if unknown or len(set(groups)) != len(groups):
+            raise HTTPException(422, f"group_by takes distinct values among {', '.join(GROUPS)}")
+        rows = ctx.stats.counts(period, groups, owner=principal.rep)
+        items, totals = group_counts((r.group, r.metric, r.count) for r in rows)
+        return StatsAnswer(
+            period=period, group_by=groups, totals=_stats_item(totals), items=[_stats_item(i) for i in items]
+        )
+
+    return router
+
+
+def _stats_item(group: Any) -> StatsItem:
+    return StatsItem(group=group.group, counts=group.counts, rates=group.rates)
+
+
+def change_task(ctx: ApiContext, task_id: str, patch: TaskPatch, principal: Principal) -> RecoveryTask:
+    """Apply the patch and write the task with its outbox message in one transaction; on a concurrent change
+    (the version moved) read again and re-apply, unless the client named the version it saw."""
+    change = TaskChange(
+        status=patch.status,
+        reason=patch.reason,
+        until=patch.until,
+        ticks=tuple(Tick(t.done, t.index, t.item) for t in patch.checklist),
+    )
+    for _ in range(MAX_ATTEMPTS):
+        current = ctx.store.get_task(task_id, assignee=principal.rep)
+        if current is None:
+            raise HTTPException(404, "no such task")
+        if patch.version is not None and patch.version != current.version:
+            raise HTTPException(409, f"the task is at version {current.version}")
+        now = ctx.now()
+        try:
+            changed = apply_change(current, change, now)
+        except IllegalMove as exc:
+            raise HTTPException(409, str(exc)) from None
+        except InvalidChange as exc:
+            raise HTTPException(422, str(exc)) from None
+        if changed is None:
+            return current
+        message = RecoveryTaskUpdated(change=changed.change, task=changed.task).model_dump_json()
+        with ctx.store.transaction() as tx:
+            if tx.update_task(changed.task, current.version):
+                tx.append_outbox(ctx.topics.recovery_tasks, changed.task.deal_key, message, now)
+                return changed.task
+    raise HTTPException(409, "the task keeps changing; try again")

@@ -1,0 +1,411 @@
+"""Storage of interruptions, recovery tasks, the outbox and consumed offsets over the tables of ``db.py``.
+
+Writes go through :meth:`SqlAlchemyStore.transaction`: everything done on the yielded
+:class:`StoreTransaction` commits together or not at all, so a task, its outbox message and the consumed
+offsets that produced them are stored at once. Idempotency is by unique keys with the dialect's
+``insert ... on conflict do nothing``, which holds under concurrent writers on SQLite and PostgreSQL alike.
+Reads page by an opaque keyset cursor.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import random
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Generic, Literal, TypeVar
+
+from sqlalchemy import ColumnElement, Select, and_, delete, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
+
+from schemas import DealInterrupted, DealResumed, RecoveryTask
+from services.common.db import ConsumedOffsetRow, InterruptionRow, OutboxRow, TaskRow, create_schema
+
+T = TypeVar("T")
+Recorded = Literal["created", "revised", "unchanged"]
+
+MAX_CURSOR_CHARS = 512
+
+
+class InvalidCursor(ValueError):
+    """The cursor was not made by this store (or was altered)."""
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class InterruptionFilter:
+    source: str | None = None
+    deal_id: str | None = None
+    kind: str | None = None
+    cause: str | None = None
+    status: str | None = None
+    since: datetime | None = None
+    owner: str | None = None
+
+
+@dataclass(frozen=True)
+class TaskFilter:
+    source: str | None = None
+    deal_id: str | None = None
+    assignee: str | None = None
+    status: str | None = None
+    kind: str | None = None
+    interruption_id: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredInterruption:
+    interruption: DealInterrupted
+    status: str
+    resumed_at: datetime | None
+    resumed_reason: str | None
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    seq: int
+    topic: str
+    key: str
+    value: str
+    created_at: datetime
+
+
+def as_utc(value: datetime) -> datetime:
+    """SQLite keeps no zone: every stored time is UTC, and a naive time read back is UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def encode_cursor(position: datetime, row_id: str) -> str:
+    raw = json.dumps([as_utc(position).isoformat(), row_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    if not cursor or len(cursor) > MAX_CURSOR_CHARS:
+        raise InvalidCursor("bad cursor")
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        position, row_id = json.loads(raw)
+        if not isinstance(position, str) or not isinstance(row_id, str):
+            raise InvalidCursor("bad cursor")
+        return as_utc(datetime.fromisoformat(position)), row_id
+    except (binascii.Error, UnicodeDecodeError, ValueError, TypeError, OverflowError) as exc:
+        raise InvalidCursor("bad cursor") from exc
+
+
+def storage_problem(interruption: DealInterrupted) -> str | None:
+    """Why this interruption cannot be stored (a value longer than its column), or None."""
+    limits = {
+        "id": (interruption.id, 64),
+        "deal_key": (interruption.deal_key, 240),
+        "source": (interruption.source, 32),
+        "deal_id": (interruption.deal_id, 200),
+    }
+    for name, (value, size) in limits.items():
+        if not value or len(value) > size:
+            return f"{name} must have 1 to {size} characters"
+    return None
+
+
+def insert_for(conn: Connection, table: Any) -> Any:
+    """The dialect's ``insert``, which has ``on_conflict_do_nothing`` / ``on_conflict_do_update``."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    if conn.dialect.name == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(f"no insert-or-ignore for the {conn.dialect.name} dialect")
+
+
+def ensure_schema(engine: Engine, attempts: int = 6) -> None:
+    """Create the missing tables. Services starting together may race to create the same table; the loser
+    tries again after a short, growing, jittered pause, and then finds it there."""
+    for attempt in range(attempts):
+        try:
+            create_schema(engine)
+            return
+        except DBAPIError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * 2**attempt * (1 + random.random()))
+
+
+def _keyset(position: Any, row_id: Any, cursor: str | None) -> list[ColumnElement[bool]]:
+    if cursor is None:
+        return []
+    at, last_id = decode_cursor(cursor)
+    return [or_(position > at, and_(position == at, row_id > last_id))]
+
+
+def _page(rows: Sequence[Any], limit: int, make: Any, position: str) -> Page[Any]:
+    more = len(rows) > limit
+    rows = rows[:limit]
+    cursor = encode_cursor(getattr(rows[-1], position), rows[-1].id) if more else None
+    return Page([make(r) for r in rows], cursor)
+
+
+def _interruption_values(i: DealInterrupted) -> dict[str, Any]:
+    return {
+        "deal_key": i.deal_key,
+        "source": i.source,
+        "deal_id": i.deal_id,
+        "kind": i.kind,
+        "cause": i.cause,
+        "side": i.side,
+        "confidence": i.confidence,
+        "owner_id": i.deal.owner_id[:200] if i.deal.owner_id else None,
+        "stage": i.deal.stage[:200] if i.deal.stage else None,
+        "occurred_at": as_utc(i.occurred_at),
+        "detected_at": as_utc(i.detected_at),
+        "revision": i.revision,
+        "body": i.model_dump(mode="json"),
+    }
+
+
+def _task_values(task: RecoveryTask) -> dict[str, Any]:
+    return {
+        "assignee": task.assignee[:200] if task.assignee else None,
+        "status": task.status,
+        "priority": task.priority,
+        "due_at": as_utc(task.due_at),
+        "escalated": task.escalated,
+        "recovered": task.recovered,
+        "version": task.version,
+        "updated_at": as_utc(task.updated_at),
+        "kind": task.kind,
+        "cause": task.cause,
+        "body": task.model_dump(mode="json"),
+    }
+
+
+def _stored(row: Any) -> StoredInterruption:
+    return StoredInterruption(
+        DealInterrupted.model_validate(row.body),
+        row.status,
+        as_utc(row.resumed_at) if row.resumed_at else None,
+        row.resumed_reason,
+    )
+
+
+def _task(row: Any) -> RecoveryTask:
+    return RecoveryTask.model_validate(row.body)
+
+
+def _changed(conn: Connection, stmt: Any) -> bool:
+    """Whether a write with ``RETURNING`` touched a row (the driver's rowcount is not reliable for this)."""
+    return conn.execute(stmt).first() is not None
+
+
+class StoreTransaction:
+    """The writes of one transaction. Made by :meth:`SqlAlchemyStore.transaction`."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def record_interruption(self, interruption: DealInterrupted) -> Recorded:
+        """Insert-or-ignore by id; a higher ``revision`` replaces the stored verdict (not its status)."""
+        values = _interruption_values(interruption)
+        stmt = insert_for(self.conn, InterruptionRow).values(id=interruption.id, status="open", **values)
+        if _changed(self.conn, stmt.on_conflict_do_nothing().returning(InterruptionRow.id)):
+            return "created"
+        revised = (
+            update(InterruptionRow)
+            .where(InterruptionRow.id == interruption.id, InterruptionRow.revision < interruption.revision)
+            .values(**values)
+        )
+        return "revised" if _changed(self.conn, revised.returning(InterruptionRow.id)) else "unchanged"
+
+    def mark_resumed(self, resumed: DealResumed) -> bool:
+        """Close an open interruption's episode; False when it is unknown or already resumed."""
+        stmt = (
+            update(InterruptionRow)
+            .where(InterruptionRow.id == resumed.interruption_id, InterruptionRow.status == "open")
+            .values(
+                status="resumed", resumed_at=as_utc(resumed.occurred_at), resumed_reason=resumed.reason[:64]
+            )
+        )
+        return _changed(self.conn, stmt.returning(InterruptionRow.id))
+
+    def create_task(self, task: RecoveryTask) -> bool:
+        """Insert-or-ignore: one task per interruption. True when this call created it."""
+        stmt = insert_for(self.conn, TaskRow).values(
+            id=task.id,
+            interruption_id=task.interruption_id,
+            deal_key=task.deal_key,
+            source=task.source,
+            deal_id=task.deal_id,
+            created_at=as_utc(task.created_at),
+            **_task_values(task),
+        )
+        return _changed(self.conn, stmt.on_conflict_do_nothing().returning(TaskRow.id))
+
+    def get_task(self, task_id: str) -> RecoveryTask | None:
+        row = self.conn.execute(select(TaskRow.body).where(TaskRow.id == task_id)).first()
+        return _task(row) if row else None
+
+    def task_for_interruption(self, interruption_id: str) -> RecoveryTask | None:
+        row = self.conn.execute(
+            select(TaskRow.body).where(TaskRow.interruption_id == interruption_id)
+        ).first()
+        return _task(row) if row else None
+
+    def update_task(self, task: RecoveryTask, expected_version: int) -> bool:
+        """Optimistic write: only if the stored version is still ``expected_version``."""
+        stmt = (
+            update(TaskRow)
+            .where(TaskRow.id == task.id, TaskRow.version == expected_version)
+            .values(**_task_values(task))
+        )
+        return _changed(self.conn, stmt.returning(TaskRow.id))
+
+    def append_outbox(self, topic: str, key: str, value: str, now: datetime) -> None:
+        self.conn.execute(
+            insert_for(self.conn, OutboxRow).values(
+                topic=topic, key=key, value=value, created_at=as_utc(now), published_at=None
+            )
+        )
+
+    def save_offsets(self, group_id: str, offsets: Mapping[tuple[str, int], int]) -> None:
+        save_offsets(self.conn, group_id, offsets)
+
+
+def save_offsets(conn: Connection, group_id: str, offsets: Mapping[tuple[str, int], int]) -> None:
+    """The next offset to read per (topic, partition), stored in the transaction of the results."""
+    for (topic, partition), next_offset in offsets.items():
+        stmt = insert_for(conn, ConsumedOffsetRow).values(
+            group_id=group_id, topic=topic, partition=partition, next_offset=next_offset
+        )
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["group_id", "topic", "partition"], set_={"next_offset": next_offset}
+            )
+        )
+
+
+def load_offsets(conn: Connection, group_id: str, topics: Sequence[str]) -> dict[tuple[str, int], int]:
+    rows = conn.execute(
+        select(ConsumedOffsetRow).where(
+            ConsumedOffsetRow.group_id == group_id, ConsumedOffsetRow.topic.in_(list(topics))
+        )
+    )
+    return {(r.topic, r.partition): r.next_offset for r in rows}
+
+
+class SqlAlchemyStore:
+    """Interruptions, tasks, the outbox and consumed offsets in SQLite or PostgreSQL."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def create_schema(self) -> None:
+        ensure_schema(self.engine)
+
+    @contextmanager
+    def transaction(self) -> Iterator[StoreTransaction]:
+        with self.engine.begin() as conn:
+            yield StoreTransaction(conn)
+
+    def get_interruption(self, interruption_id: str, owner: str | None = None) -> StoredInterruption | None:
+        stmt = select(InterruptionRow).where(InterruptionRow.id == interruption_id)
+        if owner is not None:
+            stmt = stmt.where(InterruptionRow.owner_id == owner)
+        with self.engine.connect() as conn:
+            row = conn.execute(stmt).first()
+        return _stored(row) if row else None
+
+    def list_interruptions(
+        self, where: InterruptionFilter, cursor: str | None = None, limit: int = 100
+    ) -> Page[StoredInterruption]:
+        """Oldest detection first, by ``(detected_at, id)``; rows added later land on later pages."""
+        t = InterruptionRow
+        conds: list[Any] = [
+            c == v
+            for c, v in (
+                (t.source, where.source),
+                (t.deal_id, where.deal_id),
+                (t.kind, where.kind),
+                (t.cause, where.cause),
+                (t.status, where.status),
+                (t.owner_id, where.owner),
+            )
+            if v is not None
+        ]
+        if where.since is not None:
+            conds.append(t.detected_at >= as_utc(where.since))
+        conds += _keyset(t.detected_at, t.id, cursor)
+        stmt = select(t).where(*conds).order_by(t.detected_at, t.id).limit(limit + 1)
+        with self.engine.connect() as conn:
+            rows = conn.execute(stmt).all()
+        return _page(rows, limit, _stored, "detected_at")
+
+    def get_task(self, task_id: str, assignee: str | None = None) -> RecoveryTask | None:
+        stmt = select(TaskRow.body).where(TaskRow.id == task_id)
+        if assignee is not None:
+            stmt = stmt.where(TaskRow.assignee == assignee)
+        with self.engine.connect() as conn:
+            row = conn.execute(stmt).first()
+        return _task(row) if row else None
+
+    def list_tasks(
+        self, where: TaskFilter, cursor: str | None = None, limit: int = 100
+    ) -> Page[RecoveryTask]:
+        """Oldest first, by ``(created_at, id)``."""
+        t = TaskRow
+        conds: list[Any] = [
+            c == v
+            for c, v in (
+                (t.source, where.source),
+                (t.deal_id, where.deal_id),
+                (t.assignee, where.assignee),
+                (t.status, where.status),
+                (t.kind, where.kind),
+                (t.interruption_id, where.interruption_id),
+            )
+            if v is not None
+        ]
+        conds += _keyset(t.created_at, t.id, cursor)
+        stmt: Select[Any] = (
+            select(t.id, t.created_at, t.body).where(*conds).order_by(t.created_at, t.id).limit(limit + 1)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(stmt).all()
+        return _page(rows, limit, _task, "created_at")
+
+    def load_offsets(self, group_id: str, topics: Sequence[str]) -> dict[tuple[str, int], int]:
+        with self.engine.connect() as conn:
+            return load_offsets(conn, group_id, topics)
+
+    def pending_outbox(self, limit: int = 500) -> list[OutboxMessage]:
+        stmt = select(OutboxRow).where(OutboxRow.published_at.is_(None)).order_by(OutboxRow.seq).limit(limit)
+        with self.engine.connect() as conn:
+            rows = conn.execute(stmt).all()
+        return [OutboxMessage(r.seq, r.topic, r.key, r.value, as_utc(r.created_at)) for r in rows]
+
+    def mark_published(self, seqs: Sequence[int], now: datetime) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(OutboxRow).where(OutboxRow.seq.in_(list(seqs))).values(published_at=as_utc(now))
+            )
+
+    def outbox_backlog(self) -> tuple[int, datetime | None]:
+        """How many messages wait to be published, and when the oldest of them was written."""
+        stmt = select(func.count(), func.min(OutboxRow.created_at)).where(OutboxRow.published_at.is_(None))
+        with self.engine.connect() as conn:
+            count, oldest = conn.execute(stmt).one()
+        return int(count), as_utc(oldest) if oldest else None
+
+    def prune_outbox(self, published_before: datetime) -> int:
+        stmt = delete(OutboxRow).where(OutboxRow.published_at < as_utc(published_before))
+        with self.engine.begin() as conn:
+            return len(conn.execute(stmt.returning(OutboxRow.seq)).all())

@@ -1,0 +1,115 @@
+"""Storage of the statistics: counters in ``stats``, per-interruption facts in ``stats_facts``, and the stats
+consumer's offsets, all written in one transaction so that a restart neither loses nor double-counts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import Connection, Engine
+
+from services.common.db import StatRow, StatsFactRow
+from services.common.repositories import ensure_schema, insert_for, load_offsets, save_offsets
+
+DIMENSIONS = ("kind", "cause", "side", "stage", "owner")
+"""Dimensions a counter is kept by; ``period`` (the bucket) is the sixth one can group by."""
+_SIZES = {"kind": 32, "cause": 32, "side": 16, "stage": 200, "owner": 200}
+
+
+@dataclass(frozen=True)
+class StatCell:
+    """One counter: a metric in one period bucket for one combination of dimensions."""
+
+    metric: str
+    period: str
+    bucket: str
+    kind: str = ""
+    cause: str = ""
+    side: str = ""
+    stage: str = ""
+    owner: str = ""
+
+
+@dataclass(frozen=True)
+class StatCount:
+    group: dict[str, str]
+    metric: str
+    count: int
+
+
+class StatsTransaction:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def load_facts(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        wanted = sorted(set(ids))
+        if not wanted:
+            return {}
+        stmt = select(StatsFactRow).where(StatsFactRow.interruption_id.in_(wanted))
+        if self.conn.dialect.name == "postgresql":
+            stmt = stmt.with_for_update()
+        return {r.interruption_id: dict(r.body) for r in self.conn.execute(stmt)}
+
+    def save_facts(self, facts: Mapping[str, Mapping[str, Any]]) -> None:
+        for fact_id, body in facts.items():
+            stmt = insert_for(self.conn, StatsFactRow).values(interruption_id=fact_id, body=dict(body))
+            self.conn.execute(
+                stmt.on_conflict_do_update(index_elements=["interruption_id"], set_={"body": dict(body)})
+            )
+
+    def add_counts(self, counts: Mapping[StatCell, int]) -> None:
+        """Add each (possibly negative) delta to its counter, creating the counter at zero."""
+        for cell, delta in counts.items():
+            if delta == 0:
+                continue
+            dims = {d: getattr(cell, d)[: _SIZES[d]] for d in DIMENSIONS}
+            stmt = insert_for(self.conn, StatRow).values(
+                metric=cell.metric, period=cell.period, bucket=cell.bucket, value=0.0, count=delta, **dims
+            )
+            self.conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["metric", "period", "bucket", *DIMENSIONS],
+                    set_={"count": StatRow.count + stmt.excluded.count},
+                )
+            )
+
+    def save_offsets(self, group_id: str, offsets: Mapping[tuple[str, int], int]) -> None:
+        save_offsets(self.conn, group_id, offsets)
+
+
+class SqlAlchemyStatsStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def create_schema(self) -> None:
+        ensure_schema(self.engine)
+
+    @contextmanager
+    def transaction(self) -> Iterator[StatsTransaction]:
+        with self.engine.begin() as conn:
+            yield StatsTransaction(conn)
+
+    def load_offsets(self, group_id: str, topics: Sequence[str]) -> dict[tuple[str, int], int]:
+        with self.engine.connect() as conn:
+            return load_offsets(conn, group_id, topics)
+
+    def counts(self, period: str, group_by: Sequence[str], owner: str | None = None) -> list[StatCount]:
+        """Summed counters of one period granularity, grouped by dimensions and ``period`` (the bucket)."""
+        unknown = [g for g in group_by if g not in (*DIMENSIONS, "period")]
+        if unknown:
+            raise ValueError(f"cannot group by {', '.join(unknown)}")
+        cols = [StatRow.bucket if g == "period" else getattr(StatRow, g) for g in group_by]
+        stmt = select(*cols, StatRow.metric, func.sum(StatRow.count)).where(StatRow.period == period)
+        if owner is not None:
+            stmt = stmt.where(StatRow.owner == owner)
+        stmt = stmt.group_by(*cols, StatRow.metric).order_by(*cols, StatRow.metric)
+        with self.engine.connect() as conn:
+            rows = conn.execute(stmt).all()
+        n = len(group_by)
+        return [
+            StatCount(dict(zip(group_by, (str(v) for v in r[:n]), strict=True)), r[n], int(r[n + 1]))
+            for r in rows
+        ]

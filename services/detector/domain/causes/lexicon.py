@@ -1,0 +1,347 @@
+"""Text to cause signals: the per-language lexicons in ``data/causes_lexicon.*.toml``, compiled once.
+
+All languages' phrases go into one literal set (one regex), so a text is scanned once whatever its language and
+a mixed Japanese-English note needs nothing special; each hit then uses its own language's rules for negation,
+hedges, passing mentions, boosters and whose side a staff change is on.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from services.detector.domain.causes.model import CAUSES, EXCERPT_LIMIT, SIDES, Signal
+from services.detector.domain.causes.text import (
+    Breaks,
+    LiteralSet,
+    Phrase,
+    Segmented,
+    excerpt,
+    fold,
+    phrases,
+    prepare,
+)
+
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+LEXICON_GLOB = "causes_lexicon.*.toml"
+RULES_FILE = "causes_rules.toml"
+MODIFIERS = ("negation", "hedge", "passing")
+
+
+@dataclass(frozen=True, slots=True)
+class Term:
+    cause: str
+    weight: float
+    lang: str
+    boost: bool = False
+    side: str | None = None
+    when_ours: str | None = None
+    when_customer: str | None = None
+    stop: bool = False
+    """A stop phrase: it only keeps shorter phrases inside it from matching ("no budget concerns")."""
+
+    @property
+    def sided(self) -> bool:
+        return self.cause == "staff_change" or self.when_ours is not None or self.when_customer is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    pre_chars: int
+    post_chars: int
+    booster_reach: int
+    clauses: Breaks
+    sentences: Breaks
+
+
+@dataclass(frozen=True, slots=True)
+class Language:
+    """One language's rules around a hit: its scope and its modifier and side cues."""
+
+    name: str
+    scope: Scope
+    factors: Mapping[str, float]
+    pre: LiteralSet[str]
+    post: LiteralSet[str]
+    post_start: LiteralSet[str]
+    sides: LiteralSet[tuple[str, float]]
+
+    def modifier(self, folded: str, start: int, end: int, lo: int, hi: int) -> float:
+        """The smallest factor among the modifiers whose cues surround the hit in its clause (1.0: none)."""
+        s = self.scope
+        before = folded[max(lo, start - s.pre_chars) : start]
+        after = folded[end : min(hi, end + s.post_chars)]
+        found = self.pre.found_in(before) + self.post.found_in(after)
+        found.extend(self.post_start.starts(after.lstrip()))
+        return min((self.factors[name] for name in found), default=1.0)
+
+    def side(self, text: Segmented, start: int, end: int) -> str | None:
+        """Whose person the hit is about, from side cues in its sentence, nearer cues counting more."""
+        lo, hi = text.bounds(start, end, self.scope.sentences)
+        score = dict.fromkeys(SIDES, 0.0)
+        for s, e, (side, weight) in self.sides.finditer(text.text, lo, hi):
+            if s < end and e > start:
+                continue
+            distance = start - e if e <= start else s - end
+            score[side] += weight / (1.0 + max(distance, 0) / 15.0)
+        ours, customer = score["ours"], score["customer"]
+        if ours == customer:
+            return None
+        return "ours" if ours > customer else "customer"
+
+
+@dataclass(frozen=True, slots=True)
+class ExtractSettings:
+    merge_repeat: float = 0.3
+    cap: float = 4.0
+    max_per_text: int = 3
+    min_share: float = 0.25
+    min_weight: float = 0.5
+    competitor_name_weight: float = 0.8
+    kind_factor: Mapping[str, float] | None = None
+    direction_factor: Mapping[str, float] | None = None
+
+    @classmethod
+    def from_toml(cls, raw: Mapping[str, Any]) -> ExtractSettings:
+        return cls(
+            merge_repeat=float(raw.get("merge_repeat", 0.3)),
+            cap=float(raw.get("cap", 4.0)),
+            max_per_text=int(raw.get("max_per_text", 3)),
+            min_share=float(raw.get("min_share", 0.25)),
+            min_weight=float(raw.get("min_weight", 0.5)),
+            competitor_name_weight=float(raw.get("competitor_name_weight", 0.8)),
+            kind_factor={k: float(v) for k, v in raw.get("kind_factor", {}).items()},
+            direction_factor={k: float(v) for k, v in raw.get("direction_factor", {}).items()},
+        )
+
+
+@dataclass(slots=True)
+class _Hit:
+    weight: float
+    start: int
+    end: int
+    lang: str
+    side: str | None
+
+
+class Lexicon:
+    """Finds cause signals in activity text, Japanese or English or both. Build once with ``load``."""
+
+    def __init__(
+        self, terms: LiteralSet[Term], languages: Mapping[str, Language], settings: ExtractSettings
+    ) -> None:
+        self._terms = terms
+        self._languages = dict(languages)
+        self._settings = settings
+
+    @classmethod
+    def load(cls, data_dir: Path | None = None, competitors: Sequence[str] = ()) -> Lexicon:
+        """Read every ``causes_lexicon.<lang>.toml`` in ``data_dir`` (default: the package's data) and the
+        ``[extract]`` settings of ``causes_rules.toml``; ``competitors`` are names from configuration."""
+        folder = data_dir or DATA_DIR
+        files = sorted(folder.glob(LEXICON_GLOB))
+        if not files:
+            raise FileNotFoundError(f"no {LEXICON_GLOB} in {folder}")
+        rules_path = folder / RULES_FILE
+        rules = tomllib.loads(rules_path.read_text("utf-8")) if rules_path.exists() else {}
+        settings = ExtractSettings.from_toml(rules.get("extract", {}))
+        entries: list[tuple[Phrase, Term]] = []
+        languages: dict[str, Language] = {}
+        for path in files:
+            raw = tomllib.loads(path.read_text("utf-8"))
+            lang = _language(raw, path)
+            languages[lang.name] = lang
+            entries.extend(_terms(raw, lang.name, path))
+        names_lang = "en" if "en" in languages else next(iter(languages))
+        name_term = Term("competitor", settings.competitor_name_weight, names_lang)
+        entries.extend((Phrase(fold(name)), name_term) for name in competitors if fold(name))
+        return cls(LiteralSet(_strongest(entries)), languages, settings)
+
+    @property
+    def size(self) -> int:
+        """How many phrases the lexicon knows (patterns expanded)."""
+        return len(self._terms)
+
+    def extract(self, text: str, *, event_id: str, at: float, direction: str, kind: str) -> list[Signal]:
+        """The causes one event's text speaks for: at most a few signals, one per cause, strongest first.
+
+        ``direction``: inbound, outbound or internal; ``kind``: note, call, email, meeting, task or
+        lost_reason (the CRM's lost-reason field, which counts double and is named ``field:lost_reason``).
+        """
+        if not text:
+            return []
+        shown, folded = prepare(text)
+        found = list(self._terms.finditer(folded))
+        if not found or all(t.boost or t.stop for _, _, t in found):
+            return []
+        segmented = Segmented(folded)
+        hits = self._hits(segmented, found)
+        if not hits:
+            return []
+        s = self._settings
+        factor = (s.kind_factor or {}).get(kind, 1.0) * (s.direction_factor or {}).get(direction, 1.0)
+        name = "field:lost_reason" if kind == "lost_reason" else None
+        signals = [
+            self._signal(cause, cause_hits, shown, segmented, factor, event_id, at, name)
+            for cause, cause_hits in hits.items()
+        ]
+        signals.sort(key=lambda sig: -sig.weight)
+        floor = max(signals[0].weight * s.min_share, s.min_weight)
+        return [sig for sig in signals[: s.max_per_text] if sig.weight >= floor]
+
+    def _hits(self, text: Segmented, found: list[tuple[int, int, Term]]) -> dict[str, list[_Hit]]:
+        boosters = [(s, e, t) for s, e, t in found if t.boost]
+        boosted = {t.cause for _, _, t in boosters}
+        hits: dict[str, list[_Hit]] = {}
+        for start, end, term in found:
+            if term.boost or term.stop or (term.weight <= 0.0 and term.cause not in boosted):
+                continue
+            lang = self._languages[term.lang]
+            lo, hi = text.bounds(start, end, lang.scope.clauses)
+            weight = term.weight + self._bonus(boosters, term, start, end, lo, hi)
+            if weight <= 0.0:
+                continue
+            weight *= lang.modifier(text.text, start, end, lo, hi)
+            if weight <= 0.0:
+                continue
+            cause, side = term.cause, term.side
+            if term.sided:
+                side = lang.side(text, start, end) or side
+                if side == "ours" and term.when_ours:
+                    cause = term.when_ours
+                elif side == "customer" and term.when_customer:
+                    cause = term.when_customer
+            hits.setdefault(cause, []).append(_Hit(weight, start, end, term.lang, side))
+        return hits
+
+    def _bonus(
+        self, boosters: list[tuple[int, int, Term]], term: Term, start: int, end: int, lo: int, hi: int
+    ) -> float:
+        """The strongest booster of the hit's cause in its clause and within reach, not overlapping it."""
+        reach = self._languages[term.lang].scope.booster_reach
+        bonus = 0.0
+        for s, e, b in boosters:
+            inside = lo <= s and e <= hi and (e <= start or s >= end)
+            if (
+                b.cause == term.cause
+                and inside
+                and start - e <= reach
+                and s - end <= reach
+                and b.weight > bonus
+            ):
+                bonus = b.weight
+        return bonus
+
+    def _signal(
+        self,
+        cause: str,
+        hits: list[_Hit],
+        shown: str,
+        text: Segmented,
+        factor: float,
+        event_id: str,
+        at: float,
+        name: str | None,
+    ) -> Signal:
+        s = self._settings
+        hits.sort(key=lambda h: -h.weight)
+        top = hits[0]
+        weight = min(s.cap, (top.weight + s.merge_repeat * sum(h.weight for h in hits[1:])) * factor)
+        votes = {"ours": 0.0, "customer": 0.0}
+        for h in hits:
+            if h.side in votes:
+                votes[h.side] += h.weight
+        side = None
+        if cause == "staff_change" and votes["ours"] != votes["customer"]:
+            side = "ours" if votes["ours"] > votes["customer"] else "customer"
+        lo, hi = text.bounds(top.start, top.end, self._languages[top.lang].scope.sentences)
+        words = excerpt(shown, top.start, top.end, lo, hi, EXCERPT_LIMIT)
+        return Signal(cause, round(weight, 4), at, event_id, words, side, name or f"text:{cause}")
+
+
+def _language(raw: Mapping[str, Any], path: Path) -> Language:
+    name = raw.get("language")
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"{path.name}: 'language' is missing")
+    sc = raw.get("scope", {})
+    scope = Scope(
+        pre_chars=int(sc.get("pre_chars", 10)),
+        post_chars=int(sc.get("post_chars", 16)),
+        booster_reach=int(sc.get("booster_reach", 20)),
+        clauses=Breaks(sc.get("clause_breaks", ["\n"])),
+        sentences=Breaks(sc.get("sentence_breaks", ["\n"])),
+    )
+    mods = raw.get("modifiers", {})
+    unknown = set(mods) - set(MODIFIERS)
+    if unknown:
+        raise ValueError(f"{path.name}: unknown modifiers {sorted(unknown)}")
+    factors = {m: float(mods.get(m, {}).get("factor", 1.0)) for m in MODIFIERS}
+
+    def cues(where: str) -> LiteralSet[str]:
+        return LiteralSet(_entries((m, mods.get(m, {}).get(where, [])) for m in MODIFIERS))
+
+    side_entries: list[tuple[Phrase, tuple[str, float]]] = []
+    for group in raw.get("sides", []):
+        side = group.get("side")
+        if side not in SIDES:
+            raise ValueError(f"{path.name}: side must be one of {SIDES}, not {side!r}")
+        value = (str(side), float(group.get("weight", 1.0)))
+        side_entries.extend((p, value) for pattern in group.get("cues", []) for p in phrases(pattern))
+    return Language(
+        name, scope, factors, cues("pre"), cues("post"), cues("post_start"), LiteralSet(side_entries)
+    )
+
+
+def _strongest(entries: Iterable[tuple[Phrase, Term]]) -> list[tuple[Phrase, Term]]:
+    """One term per phrase and role: a phrase listed twice for a cause counts once, at its larger weight,
+    keeping a default side or side-dependent cause given by either listing."""
+    best: dict[tuple[Phrase, str, bool, bool], Term] = {}
+    for phrase, term in entries:
+        key = (phrase, term.cause, term.boost, term.stop)
+        old = best.get(key)
+        if old is None:
+            best[key] = term
+            continue
+        strong, weak = (term, old) if term.weight > old.weight else (old, term)
+        best[key] = replace(
+            strong,
+            side=strong.side or weak.side,
+            when_ours=strong.when_ours or weak.when_ours,
+            when_customer=strong.when_customer or weak.when_customer,
+        )
+    return [(phrase, term) for (phrase, *_), term in best.items()]
+
+
+def _entries(groups: Iterable[tuple[str, Sequence[str]]]) -> list[tuple[Phrase, str]]:
+    return [(p, name) for name, patterns in groups for pattern in patterns for p in phrases(pattern)]
+
+
+def _terms(raw: Mapping[str, Any], lang: str, path: Path) -> list[tuple[Phrase, Term]]:
+    stop = Term("", 0.0, lang, stop=True)
+    out = [
+        (p, stop)
+        for group in raw.get("stops", [])
+        for pattern in group.get("patterns", [])
+        for p in phrases(pattern)
+    ]
+    for table, boost in (("terms", False), ("boosters", True)):
+        for group in raw.get(table, []):
+            cause = group.get("cause")
+            if cause not in CAUSES or cause == "unknown":
+                raise ValueError(f"{path.name}: {table} cause {cause!r} is not a contract cause")
+            for key in ("when_ours", "when_customer"):
+                other = group.get(key)
+                if other is not None and (other not in CAUSES or other == "unknown"):
+                    raise ValueError(f"{path.name}: {key} {other!r} is not a contract cause")
+            side = group.get("side")
+            if side is not None and side not in SIDES:
+                raise ValueError(f"{path.name}: side must be one of {SIDES}, not {side!r}")
+            weight = float(group.get("weight", 1.0))
+            if weight < 0:
+                raise ValueError(f"{path.name}: weight of {cause} must not be negative")
+            term = Term(cause, weight, lang, boost, side, group.get("when_ours"), group.get("when_customer"))
+            out.extend((p, term) for pattern in group.get("patterns", []) for p in phrases(pattern))
+    return out

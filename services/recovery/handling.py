@@ -1,0 +1,143 @@
+"""Turn a batch of interruption messages into stored rows: interruptions, tasks and outbox messages, together
+with the consumed offsets, in one transaction. Runs in a worker thread (SQLAlchemy is synchronous here)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+from schemas import (
+    DealInterrupted,
+    DealResumed,
+    InterruptionMessage,
+    RecoveryTaskCreated,
+    RecoveryTaskUpdated,
+)
+from services.common.repositories import SqlAlchemyStore, StoreTransaction, storage_problem
+from services.recovery.domain.lifecycle import mark_recovered, revise_task
+from services.recovery.domain.playbooks import TaskPolicy, build_task
+from services.recovery.metrics import TASKS_CREATED, TASKS_UPDATED
+
+log = logging.getLogger(__name__)
+_MESSAGE: TypeAdapter[DealInterrupted | DealResumed] = TypeAdapter(InterruptionMessage)
+Message = DealInterrupted | DealResumed
+
+
+TaskEvent = RecoveryTaskCreated | RecoveryTaskUpdated
+
+
+@dataclass
+class Outcome:
+    events: list[TaskEvent] = field(default_factory=list)
+    """The task messages written to the outbox."""
+    rejected: list[tuple[int, str]] = field(default_factory=list)
+    """(position in the batch, reason) of messages the database refused."""
+
+
+def decode(value: bytes | None) -> Message | str:
+    """The message, or why it is not one (the reason names fields, never their values)."""
+    if not value:
+        return "empty message"
+    try:
+        message = _MESSAGE.validate_json(value)
+    except ValidationError as exc:
+        errors = exc.errors(include_input=False, include_url=False)[:3]
+        return "invalid: " + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)
+    if isinstance(message, DealInterrupted):
+        problem = storage_problem(message)
+        if problem:
+            return f"invalid: {problem}"
+    return message
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A database that is down or busy, as opposed to one that refuses this data."""
+    return isinstance(exc, OperationalError | InterfaceError) or bool(
+        getattr(exc, "connection_invalidated", False)
+    )
+
+
+@dataclass(frozen=True)
+class Recorder:
+    store: SqlAlchemyStore
+    policy: TaskPolicy
+    tasks_topic: str
+    group_id: str
+
+    def store_batch(
+        self, messages: Sequence[Message], offsets: Mapping[tuple[str, int], int], now: datetime
+    ) -> Outcome:
+        """All in one transaction; if the database refuses a message, each alone, and report the refused."""
+        outcome = Outcome()
+        try:
+            with self.store.transaction() as tx:
+                for message in messages:
+                    outcome.events += self._apply(tx, message, now)
+                tx.save_offsets(self.group_id, offsets)
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            log.warning("recovery: batch refused (%s); storing its messages one by one", type(exc).__name__)
+            outcome = self._store_one_by_one(messages, offsets, now)
+        _count(outcome)
+        return outcome
+
+    def _store_one_by_one(
+        self, messages: Sequence[Message], offsets: Mapping[tuple[str, int], int], now: datetime
+    ) -> Outcome:
+        outcome = Outcome()
+        for position, message in enumerate(messages):
+            try:
+                with self.store.transaction() as tx:
+                    events = self._apply(tx, message, now)
+                outcome.events += events
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                cause = exc.orig if isinstance(exc, DBAPIError) else exc
+                reason = f"not stored: {type(cause).__name__}"
+                log.warning("the database refused a message at batch position %d: %s", position, reason)
+                outcome.rejected.append((position, reason))
+        with self.store.transaction() as tx:
+            tx.save_offsets(self.group_id, offsets)
+        return outcome
+
+    def _apply(self, tx: StoreTransaction, message: Message, now: datetime) -> list[TaskEvent]:
+        if isinstance(message, DealResumed):
+            return self._resume(tx, message, now)
+        recorded = tx.record_interruption(message)
+        task = build_task(message, now, self.policy)
+        if tx.create_task(task):
+            return [self._publish(tx, RecoveryTaskCreated(task=task), now)]
+        if recorded != "revised":
+            return []
+        stored = tx.task_for_interruption(message.id)
+        revised = revise_task(stored, task, now) if stored else None
+        if stored and revised and tx.update_task(revised, stored.version):
+            return [self._publish(tx, RecoveryTaskUpdated(change="cause", task=revised), now)]
+        return []
+
+    def _resume(self, tx: StoreTransaction, message: DealResumed, now: datetime) -> list[TaskEvent]:
+        tx.mark_resumed(message)
+        stored = tx.task_for_interruption(message.interruption_id)
+        recovered = mark_recovered(stored, now) if stored else None
+        if stored and recovered and tx.update_task(recovered, stored.version):
+            return [self._publish(tx, RecoveryTaskUpdated(change="recovered", task=recovered), now)]
+        return []
+
+    def _publish(self, tx: StoreTransaction, event: TaskEvent, now: datetime) -> TaskEvent:
+        tx.append_outbox(self.tasks_topic, event.task.deal_key, event.model_dump_json(), now)
+        return event
+
+
+def _count(outcome: Outcome) -> None:
+    for event in outcome.events:
+        if isinstance(event, RecoveryTaskCreated):
+            TASKS_CREATED.labels(kind=event.task.kind).inc()
+        else:
+            TASKS_UPDATED.labels(change=event.change).inc()

@@ -1,0 +1,61 @@
+"""The lexicon and rules live in data files a team can extend; loading checks them."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from services.detector.domain.causes import CAUSES, Lexicon, Rules
+from services.detector.domain.causes.lexicon import DATA_DIR
+from services.detector.domain.causes.text import expand, prepare
+
+
+def test_the_packaged_data_loads_for_both_languages() -> None:
+    lexicon = Lexicon.load()
+    assert lexicon.size > 1000
+    assert {p.name for p in DATA_DIR.glob("causes_lexicon.*.toml")} >= {
+        "causes_lexicon.ja.toml",
+        "causes_lexicon.en.toml",
+    }
+
+
+def test_every_rule_names_a_contract_cause() -> None:
+    rules = Rules.load()
+    assert rules.rules
+    assert {r.cause for r in rules.rules} <= set(CAUSES) - {"unknown"}
+    assert set(rules.priority) == set(CAUSES) - {"unknown"}
+
+
+def test_a_team_can_add_a_language_by_dropping_in_a_file(tmp_path: Path) -> None:
+    for f in DATA_DIR.glob("causes_*.toml"):
+        shutil.copy(f, tmp_path / f.name)
+    (tmp_path / "causes_lexicon.de.toml").write_text(
+        'language = "de"\n[[terms]]\ncause = "budget"\nweight = 2.0\npatterns = ["kein budget", "haushaltssperre"]\n',
+        encoding="utf-8",
+    )
+    lexicon = Lexicon.load(tmp_path)
+    found = lexicon.extract(
+        "Leider Haushaltssperre bis März", event_id="e", at=0.0, direction="internal", kind="note"
+    )
+    assert found[0].cause == "budget"
+
+
+def test_a_data_file_with_an_unknown_cause_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "causes_lexicon.xx.toml").write_text(
+        'language = "xx"\n[[terms]]\ncause = "bad_luck"\npatterns = ["oops"]\n', encoding="utf-8"
+    )
+    with pytest.raises(ValueError, match="bad_luck"):
+        Lexicon.load(tmp_path)
+
+
+def test_braces_give_every_alternative_including_the_empty_one() -> None:
+    assert sorted(expand("予算{が,は,}不足")) == sorted(["予算が不足", "予算は不足", "予算不足"])
+    assert expand("plain") == ["plain"]
+
+
+def test_normalisation_unifies_width_case_quotes_and_word_hyphens() -> None:
+    shown, folded = prepare("ＤＩＤＮ’Ｔ  follow-up ﾃｽﾄ")
+    assert folded == "didn't follow up テスト"
+    assert len(shown) == len(folded)

@@ -1,0 +1,69 @@
+"""Values for recovery, storage and API tests: interruptions as the detector publishes them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from schemas import DealInterrupted, DealResumed, DealSnapshot, Evidence, RelationshipProfile
+
+NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)  # a Monday
+
+
+def interruption(
+    kind: str = "went_quiet",
+    cause: str = "competitor",
+    *,
+    deal_id: str = "D-1001",
+    source: str = "generic",
+    iid: str | None = None,
+    excerpt: str = "Customer is comparing with rival X",
+    detected_at: datetime = NOW,
+    side: str | None = None,
+    flags: tuple[str, ...] = (),
+    revision: int = 0,
+    relationship_risk: float = 0.5,
+    signal: str | None = None,
+    **deal: Any,
+) -> DealInterrupted:
+    snapshot: dict[str, Any] = {
+        "name": "Northwind 40 seats",
+        "stage": "proposal",
+        "status": "open",
+        "amount": 1_200_000,
+        "currency": "JPY",
+        "owner_id": "u-7",
+        "account_tier": "standard",
+    }
+    snapshot.update(deal)
+    return DealInterrupted(
+        id=iid or f"int-{source}-{deal_id}-{kind}",
+        deal_key=f"{source}:{deal_id}",
+        source=source,
+        deal_id=deal_id,
+        kind=kind,
+        cause=cause,
+        side=side,
+        confidence=0.8,
+        alternatives=[{"cause": "budget", "confidence": 0.2}],
+        evidence=[Evidence(event_id="evt-1", signal=signal or f"text:{cause}", excerpt=excerpt)],
+        occurred_at=detected_at,
+        detected_at=detected_at,
+        deal=DealSnapshot(**snapshot),
+        relationship=RelationshipProfile(risk=relationship_risk),
+        flags=list(flags),
+        revision=revision,
+    )
+
+
+def resumed(of: DealInterrupted, at: datetime = NOW) -> DealResumed:
+    return DealResumed(
+        interruption_id=of.id,
+        deal_key=of.deal_key,
+        source=of.source,
+        deal_id=of.deal_id,
+        kind=of.kind,
+        reason="customer_activity",
+        occurred_at=at,
+        detected_at=at,
+    )
