@@ -129,7 +129,7 @@ class EmbeddedBroker:
 def broker_available() -> bool:
     try:
         return bool(shutil.which(broker_binary()) or os.path.exists(broker_binary()))
-    except Exception:  # noqa: BLE001 - any failure to find it means it is unavailable
+    except Exception:
         return False
 
 

@@ -1,0 +1,58 @@
+# dealwatch from nothing: `make run` (the whole pipeline with a demo) and `make test` (every check).
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.dealwatch-installed
+COMPOSE_ENV := deploy/dealwatch.env.example
+
+.PHONY: help setup run test lint typecheck imports schemas compose pytest postgres clean
+
+help:
+	@echo "make run    set up .venv if needed, then run dealwatch with a demo CRM stream (dealwatch up --demo)"
+	@echo "make test   set up .venv if needed, then ruff, mypy, import-linter, schema drift, docker-compose"
+	@echo "            validation and pytest (unit, integration, e2e); starts the local PostgreSQL if it is down"
+
+# The virtualenv, reinstalled only when pyproject.toml changes.
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "installing dealwatch with its development tools into $(VENV) ..."
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]' > $(VENV)/pip.log 2>&1 \
+		|| { cat $(VENV)/pip.log; echo "error: pip install -e '.[dev]' failed (log above)"; exit 1; }
+	@touch $@
+
+run: setup
+	$(BIN)/dealwatch up --demo
+
+test: setup lint typecheck imports schemas compose pytest
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: setup
+	$(BIN)/mypy
+
+imports: setup
+	$(BIN)/lint-imports
+
+schemas: setup
+	$(BIN)/python -m schemas.generate --check
+
+compose:
+	@bash scripts/ensure-docker-compose.sh
+	DEALWATCH_ENV_FILE=$(COMPOSE_ENV) docker-compose -f docker-compose.yml config -q
+
+postgres:
+	@bash scripts/ensure-postgres.sh
+
+pytest: setup postgres
+	$(BIN)/python -m pytest -q -ra
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
