@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
+from schemas.commands import DealSnoozed
 from schemas.events import DealChanged, GenericEvent
 from schemas.interruptions import InterruptionMessage
 from schemas.tasks import RecoveryTask, TaskMessage
@@ -21,6 +22,7 @@ SCHEMAS: dict[str, Any] = {
     "deals.interruptions.v1": InterruptionMessage,
     "tasks.recovery-tasks.v1": TaskMessage,
     "recovery-task": RecoveryTask,
+    "deals.commands.v1": DealSnoozed,
 }
 
 

@@ -28,6 +28,11 @@ class Topics:
         return f"{self.prefix}tasks.recovery-tasks.v1"
 
     @property
+    def deal_commands(self) -> str:
+        """Commands about a deal's tracking (snooze), written by the API through its outbox."""
+        return f"{self.prefix}deals.commands.v1"
+
+    @property
     def detector_ticks(self) -> str:
         """Internal: the detector's clock, one tick per partition, so that expiry runs inside the stream."""
         return f"{self.prefix}dealwatch.detector-ticks.v1"
@@ -38,6 +43,7 @@ class Topics:
             self.dead_letters,
             self.interruptions,
             self.recovery_tasks,
+            self.deal_commands,
             self.detector_ticks,
         ]
 

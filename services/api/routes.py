@@ -15,6 +15,7 @@ from schemas import RecoveryTask, RecoveryTaskUpdated, Topics
 from schemas.interruptions import Cause, Kind
 from schemas.tasks import TaskStatus
 from services.api.auth import Principal, TokenBook, unauthorized
+from services.api.deals import build_deals_router
 from services.api.domain.stats import group_counts
 from services.api.domain.tasks import IllegalMove, InvalidChange, TaskChange, Tick, apply_change
 from services.api.metrics import MeasuredRoute
@@ -108,6 +109,8 @@ def build_router(ctx: ApiContext) -> APIRouter:
     router = APIRouter(prefix="/api", route_class=MeasuredRoute, responses=AUTH)
     read = Depends(authorizer(ctx.tokens, "read"))
     write = Depends(authorizer(ctx.tokens, "write"))
+
+    router.include_router(build_deals_router(ctx, write))
 
     @router.get("/interruptions", response_model=InterruptionPage, tags=["interruptions"])
     def list_interruptions(

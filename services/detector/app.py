@@ -54,7 +54,7 @@ def create_app(settings: Settings, topics: Topics | None = None, bootstrap: str 
         **web,
     )
     raw: Any = faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
-    source = app.topic(topics.deal_changes, topics.detector_ticks, schema=raw)
+    source = app.topic(topics.deal_changes, topics.deal_commands, topics.detector_ticks, schema=raw)
     ticks = app.topic(topics.detector_ticks, partitions=settings.topic_partitions, schema=raw)
     interruptions = app.topic(topics.interruptions, schema=raw)
     dead_letters = app.topic(topics.dead_letters, schema=raw)
@@ -80,6 +80,7 @@ def create_app(settings: Settings, topics: Topics | None = None, bootstrap: str 
         send_interruption=send_interruption,
         send_dead_letter=send_dead_letter,
         ticks_topic=topics.detector_ticks,
+        commands_topic=topics.deal_commands,
     )
     app.dealwatch_processor = processor  # type: ignore[attr-defined]
 

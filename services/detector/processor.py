@@ -17,7 +17,7 @@ from typing import Any
 from services.common.broker import dlq_headers
 from services.detector import metrics
 from services.detector.domain.deadlines import DeadlineHeap
-from services.detector.domain.event import BadEvent, check
+from services.detector.domain.event import BadEvent, check, parse_time
 from services.detector.domain.messages import to_message
 from services.detector.domain.outcomes import Opened, Outcome
 from services.detector.domain.rules import Detector
@@ -48,6 +48,7 @@ class DetectorProcessor:
     send_interruption: Send
     send_dead_letter: SendDead
     ticks_topic: str
+    commands_topic: str = ""
     clock: Callable[[], float] = time.time
     heaps: dict[int, DeadlineHeap] = field(default_factory=dict)
     built: set[int] = field(default_factory=set)
@@ -59,6 +60,8 @@ class DetectorProcessor:
         for rec in batch:
             if rec.topic == self.ticks_topic:
                 self._tick(rec.partition, now, dirty, outgoing)
+            elif rec.topic == self.commands_topic:
+                await self._command(rec, dirty)
             else:
                 await self._change(rec, now, dirty, outgoing)
         for key, state in dirty.items():
@@ -103,6 +106,28 @@ class DetectorProcessor:
             return
         dirty[key] = applied.state
         outgoing.extend((key, o, applied.state) for o in applied.outcomes)
+        due = self.detector.next_check(applied.state)
+        if due is not None:
+            self._heap(rec.partition).push(key, due)
+
+    async def _command(self, rec: Incoming, dirty: dict[bytes, DealState]) -> None:
+        try:
+            command = json.loads(rec.value or b"")
+            if not isinstance(command, dict) or command.get("event") != "DealSnoozed":
+                raise BadEvent("not a DealSnoozed command")
+            deal_key, command_id = command["deal_key"], command["command_id"]
+            if not isinstance(deal_key, str) or not isinstance(command_id, str):
+                raise BadEvent("deal_key and command_id must be strings")
+            until = parse_time(command["until"]) if command.get("until") is not None else None
+        except (BadEvent, KeyError, ValueError, RecursionError) as exc:
+            await self._dead(rec, f"invalid command: {str(exc)[:300]}")
+            return
+        key = deal_key.encode()
+        state = dirty.get(key) or self._load(key)
+        applied = self.detector.snooze(state, command_id, until, partition=rec.partition)
+        if applied.duplicate:
+            return
+        dirty[key] = applied.state
         due = self.detector.next_check(applied.state)
         if due is not None:
             self._heap(rec.partition).push(key, due)

@@ -68,6 +68,21 @@ class Detector:
             outcomes += self._revise(state, {o.id for o in outcomes if isinstance(o, Opened)})
         return Applied(state, outcomes)
 
+    def snooze(
+        self, state: DealState | None, command_id: str, until: float | None, *, partition: int
+    ) -> Applied:
+        """A person snoozed the deal: no quiet verdict before ``until`` (None lifts the snooze)."""
+        if state is None:
+            state = DealState(partition=partition)
+        fingerprint = short_hash(command_id)
+        if fingerprint in state.seen:
+            return Applied(state, [], duplicate=True)
+        state.seen.append(fingerprint)
+        if len(state.seen) > MAX_SEEN:
+            del state.seen[0]
+        state.snooze = None if until is None else float(int(until))
+        return Applied(state, [])
+
     def _keep_signals(self, state: DealState, ev: Event, t: float) -> bool:
         found: list[Signal] = []
         act = section(ev, "activity")

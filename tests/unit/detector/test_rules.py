@@ -293,3 +293,28 @@ def test_shuffling_a_deals_events_never_changes_its_interruptions(detector, orde
     _, expected = run(detector, DEAL_HISTORY)
     _, shuffled = run(detector, [DEAL_HISTORY[i] for i in order])
     assert {(o.id, o.kind) for o in opened(shuffled)} == {(o.id, o.kind) for o in opened(expected)}
+
+
+def test_a_snoozed_deal_does_not_go_quiet_before_the_snooze_ends(detector):
+    state, _ = run(detector, [created(at=days_ago(90)), activity(at=days_ago(60))], settle=False)
+    until = (NOW + timedelta(days=7)).timestamp()
+    state = detector.snooze(state, "cmd-1", until, partition=0).state
+    during, due = detector.check_quiet(state, deal_key=KEY, now=NOW.timestamp() + 3600)
+    assert during == [] and due == until
+    after, _ = detector.check_quiet(state, deal_key=KEY, now=until + 1)
+    assert [o.kind for o in after] == ["went_quiet"]
+
+
+def test_lifting_a_snooze_makes_the_deal_quiet_again(detector):
+    state, _ = run(detector, [created(at=days_ago(90)), activity(at=days_ago(60))], settle=False)
+    state = detector.snooze(state, "cmd-1", (NOW + timedelta(days=7)).timestamp(), partition=0).state
+    state = detector.snooze(state, "cmd-2", None, partition=0).state
+    opened_now, _ = detector.check_quiet(state, deal_key=KEY, now=NOW.timestamp() + 3600)
+    assert [o.kind for o in opened_now] == ["went_quiet"]
+
+
+def test_a_redelivered_snooze_command_changes_nothing(detector):
+    state, _ = run(detector, [created(at=days_ago(90))], settle=False)
+    state = detector.snooze(state, "cmd-1", (NOW + timedelta(days=7)).timestamp(), partition=0).state
+    again = detector.snooze(state, "cmd-1", None, partition=0)
+    assert again.duplicate and again.state.snooze == (NOW + timedelta(days=7)).timestamp()

@@ -1,0 +1,77 @@
+"""Deal-level actions: snooze a deal's quiet detection. The command goes to the detector through the outbox.
+
+No ``from __future__ import annotations``: FastAPI resolves the route annotations at runtime.
+"""
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Path, Query
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from schemas import deal_key
+from schemas.commands import DealSnoozed
+from services.api.auth import Principal
+from services.common.repositories import InterruptionFilter
+
+DealPath = Annotated[str, Path(max_length=200, description="The CRM's own id of the deal")]
+SourceQuery = Annotated[str, Query(max_length=32, pattern=r"^[a-z][a-z0-9_-]*$")]
+
+
+class SnoozeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    source: str = Field(default="generic", max_length=32, pattern=r"^[a-z][a-z0-9_-]*$")
+    until: AwareDatetime
+    """No quiet verdict on the deal before this moment."""
+    reason: str = Field(min_length=1, max_length=1000)
+
+
+class SnoozeAccepted(BaseModel):
+    command_id: str
+    source: str
+    deal_id: str
+    until: AwareDatetime | None
+
+
+def build_deals_router(ctx: Any, write: Any) -> APIRouter:
+    router = APIRouter(prefix="/deals", tags=["deals"])
+
+    def send(principal: Principal, source: str, deal_id: str, until: Any, reason: str) -> SnoozeAccepted:
+        if principal.rep is not None:
+            # A rep-scoped token acts only on deals it owns (as far as dealwatch has seen them).
+            page = ctx.store.list_interruptions(
+                InterruptionFilter(source=source, deal_id=deal_id, owner=principal.rep), None, 1
+            )
+            if not page.items:
+                raise HTTPException(404, "no such deal")
+        now = ctx.now()
+        command = DealSnoozed(
+            command_id=str(uuid.uuid4()),
+            deal_key=deal_key(source, deal_id),
+            source=source,
+            deal_id=deal_id,
+            until=until,
+            reason=reason,
+            requested_by=principal.name,
+            requested_at=now,
+        )
+        with ctx.store.transaction() as tx:
+            tx.append_outbox(ctx.topics.deal_commands, command.deal_key, command.model_dump_json(), now)
+        return SnoozeAccepted(command_id=command.command_id, source=source, deal_id=deal_id, until=until)
+
+    @router.post("/{deal_id}/snooze", status_code=202, response_model=SnoozeAccepted)
+    def snooze_deal(deal_id: DealPath, body: SnoozeRequest, principal: Principal = write) -> SnoozeAccepted:
+        """Snooze the deal's quiet detection until a date, with a reason."""
+        if body.until <= ctx.now():
+            raise HTTPException(422, "until must lie in the future")
+        return send(principal, body.source, deal_id, body.until, body.reason)
+
+    @router.delete("/{deal_id}/snooze", status_code=202, response_model=SnoozeAccepted)
+    def lift_snooze(
+        deal_id: DealPath, source: SourceQuery = "generic", principal: Principal = write
+    ) -> SnoozeAccepted:
+        """Lift a snooze: quiet detection applies again."""
+        return send(principal, source, deal_id, None, "snooze lifted")
+
+    return router

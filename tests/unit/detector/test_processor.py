@@ -1,0 +1,95 @@
+"""The stream step with an in-memory table store and recording senders (no broker: the worker test has one)."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from schemas.commands import DealSnoozed
+from services.common.settings import Settings
+from services.detector.processor import DetectorProcessor, Incoming
+from services.detector.wiring import build_detector
+from tests.unit.detector.events import NOW, activity, created, days_ago
+
+CHANGES, TICKS, COMMANDS = "changes", "ticks", "commands"
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.interruptions: list[dict[str, object]] = []
+        self.dead: list[tuple[bytes | None, dict[str, bytes]]] = []
+        self.changelog: list[tuple[int, bytes]] = []
+
+    async def send_interruption(self, key: bytes, value: bytes) -> None:
+        self.interruptions.append(json.loads(value))
+
+    async def send_dead_letter(
+        self, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]
+    ) -> None:
+        self.dead.append((key, dict(headers)))
+
+
+def processor(rec: Recorder, now: list[float]) -> DetectorProcessor:
+    return DetectorProcessor(
+        detector=build_detector(Settings(quiet={"grace_seconds": 1})),
+        store={},
+        changelog=lambda p, k, v: rec.changelog.append((p, k)),
+        send_interruption=rec.send_interruption,
+        send_dead_letter=rec.send_dead_letter,
+        ticks_topic=TICKS,
+        commands_topic=COMMANDS,
+        clock=lambda: now[0],
+    )
+
+
+def change(ev: dict[str, object]) -> Incoming:
+    return Incoming(CHANGES, 1, b"generic:D-1", json.dumps(ev).encode())
+
+
+def snooze(until: object, command_id: str = "c-1") -> Incoming:
+    body = DealSnoozed(
+        command_id=command_id,
+        deal_key="generic:D-1",
+        source="generic",
+        deal_id="D-1",
+        until=until,
+        reason="customer on holiday",
+        requested_at=NOW,
+    )
+    return Incoming(COMMANDS, 1, b"generic:D-1", body.model_dump_json().encode())
+
+
+async def test_a_snooze_command_holds_back_the_quiet_verdict_until_it_ends():
+    rec, now = Recorder(), [NOW.timestamp()]
+    p = processor(rec, now)
+    await p.process(
+        [change(created(at=days_ago(90))), change(activity(at=days_ago(60))), snooze(NOW + timedelta(days=3))]
+    )
+    now[0] += 60
+    await p.process([Incoming(TICKS, 1, None, b"{}")])
+    assert rec.interruptions == []
+    now[0] = (NOW + timedelta(days=3, seconds=1)).timestamp()
+    await p.process([Incoming(TICKS, 1, None, b"{}")])
+    assert [m["kind"] for m in rec.interruptions] == ["went_quiet"]
+
+
+async def test_state_is_written_once_per_deal_per_batch_on_its_partition():
+    rec, now = Recorder(), [NOW.timestamp()]
+    p = processor(rec, now)
+    await p.process([change(created(at=days_ago(9))), change(activity(at=days_ago(2))), snooze(None)])
+    assert rec.changelog == [(1, b"generic:D-1")]
+
+
+async def test_malformed_events_and_commands_go_to_dead_letters_and_the_rest_goes_on():
+    rec, now = Recorder(), [NOW.timestamp()]
+    p = processor(rec, now)
+    await p.process(
+        [
+            Incoming(CHANGES, 0, b"generic:X", b"{not json"),
+            Incoming(CHANGES, 0, b"generic:X", json.dumps({"event_id": "e"}).encode()),
+            Incoming(COMMANDS, 0, b"generic:X", b'{"event": "DealSnoozed"}'),
+            change(created(at=days_ago(9))),
+        ]
+    )
+    assert [h["dlq.stage"] for _, h in rec.dead] == [b"detector"] * 3
+    assert b"generic:D-1" in p.store
