@@ -160,3 +160,8 @@ def topics() -> None:
 
 def main() -> None:
     cli(prog_name="dealwatch")
+
+
+from dealwatch import replay_cmd  # noqa: E402  (registers ``dealwatch replay``)
+
+__all__ = ["cli", "main", "replay_cmd"]
