@@ -27,7 +27,10 @@ def run(settings: Settings, topics: Topics | None = None) -> int:
     if settings.metrics_port is not None:
         start_http_server(settings.metrics_port, addr=settings.web_host)
     app = create_app(settings, topics)
-    worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True, redirect_stdouts=False)
-    logging.getLogger("faust").setLevel(settings.log_level.upper())
+    # Faust narrates every start-up step at INFO; keep it to warnings unless debugging is asked for.
+    level = "DEBUG" if settings.log_level.upper() == "DEBUG" else "WARNING"
+    worker = faust.Worker(app, loglevel=level, quiet=True, redirect_stdouts=False)
+    for name in ("faust", "mode", "aiokafka"):
+        logging.getLogger(name).setLevel(level)
     worker.execute_from_commandline()
     return 0
