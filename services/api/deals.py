@@ -5,12 +5,15 @@ No ``from __future__ import annotations``: FastAPI resolves the route annotation
 
 import uuid
 from typing import Annotated, Any
+from urllib.parse import quote
 
+import httpx
 from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from schemas import deal_key
 from schemas.commands import DealSnoozed
+from schemas.deals import DealView
 from services.api.auth import Principal
 from services.common.repositories import InterruptionFilter
 
@@ -34,7 +37,7 @@ class SnoozeAccepted(BaseModel):
     until: AwareDatetime | None
 
 
-def build_deals_router(ctx: Any, write: Any) -> APIRouter:
+def build_deals_router(ctx: Any, read: Any, write: Any) -> APIRouter:
     router = APIRouter(prefix="/deals", tags=["deals"])
 
     def send(principal: Principal, source: str, deal_id: str, until: Any, reason: str) -> SnoozeAccepted:
@@ -59,6 +62,37 @@ def build_deals_router(ctx: Any, write: Any) -> APIRouter:
         with ctx.store.transaction() as tx:
             tx.append_outbox(ctx.topics.deal_commands, command.deal_key, command.model_dump_json(), now)
         return SnoozeAccepted(command_id=command.command_id, source=source, deal_id=deal_id, until=until)
+
+    @router.get(
+        "/{deal_id}",
+        response_model=DealView,
+        responses={
+            404: {"description": "Not tracked (or not visible to this token)"},
+            503: {"description": "The detector cannot be asked right now"},
+        },
+    )
+    def get_deal(deal_id: DealPath, source: SourceQuery = "generic", principal: Principal = read) -> DealView:
+        """The deal's tracked state: owner, stage, last activity, quiet deadline, contacts, open interruptions."""
+        url = ctx.settings.detector_url
+        if not url:
+            raise HTTPException(
+                503,
+                "deal state is served by the detector: set DEALWATCH_DETECTOR_URL",
+                headers={"Retry-After": "60"},
+            )
+        key = quote(deal_key(source, deal_id), safe="")
+        try:
+            answer = httpx.get(f"{url.rstrip('/')}/deals/{key}", timeout=3.0, follow_redirects=True)
+        except httpx.HTTPError:
+            raise HTTPException(503, "the detector did not answer", headers={"Retry-After": "5"}) from None
+        if answer.status_code == 404:
+            raise HTTPException(404, "no such deal")
+        if answer.status_code != 200:
+            raise HTTPException(503, "the detector could not answer", headers={"Retry-After": "5"})
+        view = DealView.model_validate_json(answer.content)
+        if principal.rep is not None and view.owner_id != principal.rep:
+            raise HTTPException(404, "no such deal")
+        return view
 
     @router.post("/{deal_id}/snooze", status_code=202, response_model=SnoozeAccepted)
     def snooze_deal(deal_id: DealPath, body: SnoozeRequest, principal: Principal = write) -> SnoozeAccepted:

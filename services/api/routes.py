@@ -110,7 +110,7 @@ def build_router(ctx: ApiContext) -> APIRouter:
     read = Depends(authorizer(ctx.tokens, "read"))
     write = Depends(authorizer(ctx.tokens, "write"))
 
-    router.include_router(build_deals_router(ctx, write))
+    router.include_router(build_deals_router(ctx, read, write))
 
     @router.get("/interruptions", response_model=InterruptionPage, tags=["interruptions"])
     def list_interruptions(

@@ -136,6 +136,8 @@ class Settings(BaseSettings):
     """Where a Faust worker's own web server binds (loopback unless configured)."""
     web_port: int | None = None
     """The Faust worker's own web server port; none (the default) disables it."""
+    detector_url: str | None = None
+    """Where the API asks the detector for a deal's tracked state (its web server, ``web_port``)."""
     metrics_port: int | None = None
     """A worker without HTTP serves ``/metrics`` on this port (on ``web_host``); none disables it."""
     rebalance_timeout: float = 5.0

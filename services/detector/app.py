@@ -15,6 +15,8 @@ from faust.types import TP
 
 from schemas.topics import Topics
 from services.common.settings import Settings
+from services.detector.domain.state import DealState
+from services.detector.domain.view import deal_view
 from services.detector.processor import DetectorProcessor, Incoming
 from services.detector.wiring import build_detector
 
@@ -92,6 +94,20 @@ def create_app(settings: Settings, topics: Topics | None = None, bootstrap: str 
             await processor.process(
                 Incoming(e.message.topic, e.message.partition, e.message.key, e.message.value) for e in events
             )
+
+    if settings.web_port is not None:
+
+        @app.page("/deals/{deal_key}")  # type: ignore[untyped-decorator]
+        class DealPage(faust.web.View):  # type: ignore[misc]
+            """The deal's tracked state, asked by the API; routed to the worker that owns the deal."""
+
+            @app.table_route(table=deals, match_info="deal_key")  # type: ignore[untyped-decorator,arg-type]
+            async def get(self, request: faust.web.Request, deal_key: str) -> faust.web.Response:
+                raw = deals.data.get(deal_key.encode())
+                if raw is None:
+                    return self.json({"error": "not_tracked"}, status=404)
+                view = deal_view(DealState.decode(raw), processor.detector, deal_key, time.time())
+                return self.json(view.model_dump(mode="json"))
 
     @app.timer(settings.quiet_scan_interval)  # type: ignore[untyped-decorator]
     async def expire_quiet_deals() -> None:

@@ -16,7 +16,7 @@ import pytest
 
 from schemas import DealChanged, DealInterrupted
 from schemas.topics import Topics
-from services.common.broker import ensure_topics, make_producer
+from services.common.broker import ensure_topics, free_port, make_producer
 from tests.conftest import eventually
 from tests.helpers import read_topic
 
@@ -24,8 +24,13 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
+def web_port() -> int:
+    return free_port()
+
+
+@pytest.fixture
 def detector_worker(
-    broker_bootstrap: str, topics: Topics, tmp_path: Path
+    broker_bootstrap: str, topics: Topics, tmp_path: Path, web_port: int
 ) -> Iterator[subprocess.Popen[bytes]]:
     env = {
         **os.environ,
@@ -34,6 +39,7 @@ def detector_worker(
         "DEALWATCH_QUIET_SCAN_INTERVAL": "1",
         "DEALWATCH_QUIET__GRACE_SECONDS": "1",
         "DEALWATCH_LOG_LEVEL": "WARNING",
+        "DEALWATCH_WEB_PORT": str(web_port),
     }
     log = (tmp_path / "detector.log").open("wb")
     proc = subprocess.Popen(
@@ -115,3 +121,67 @@ async def test_detector_finds_a_reassignment_and_a_quiet_deal_once_despite_redel
     dead = await read_topic(broker_bootstrap, topics.dead_letters)
     assert [dict(r.headers)["dlq.stage"] for r in dead] == [b"detector"]
     assert dict(dead[0].headers)["dlq.reason"].startswith(b"invalid change event")
+
+
+async def test_the_api_shows_a_deals_tracked_state_from_the_detector(
+    broker_bootstrap: str,
+    topics: Topics,
+    detector_worker: subprocess.Popen[bytes],
+    web_port: int,
+    sqlite_url: str,
+) -> None:
+    import httpx
+
+    from services.api.app import create_app
+    from services.common.settings import Settings
+
+    await ensure_topics(broker_bootstrap, topics.all(), partitions=3)
+    history = [
+        event(
+            "A",
+            30,
+            "deal.created",
+            deal={"owner_id": "u-1", "stage": "proposal", "status": "open"},
+            contact={"id": "C-1", "title": "部長", "change": "added"},
+        ),
+        event("A", 3, "activity.logged", activity={"kind": "call", "direction": "outbound"}),
+        event("A", 0, "deal.updated", deal={"owner_id": "u-2"}, previous={"owner_id": "u-1"}),
+    ]
+    producer = make_producer(broker_bootstrap)
+    await producer.start()
+    try:
+        for ev in history:
+            await producer.send_and_wait(
+                topics.deal_changes, ev.model_dump_json().encode(), key=ev.key.encode()
+            )
+    finally:
+        await producer.stop()
+    settings = Settings(
+        database_url=sqlite_url,
+        api_token="t",
+        api_tokens=[{"token": "rep-u9", "scopes": ["read"], "rep": "u-9"}],
+        detector_url=f"http://127.0.0.1:{web_port}",
+    )
+    app = create_app(settings, topics)
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://a") as client,
+    ):
+
+        async def reassigned_view() -> dict[str, object] | None:
+            assert detector_worker.poll() is None, "the detector worker exited"
+            r = await client.get("/api/deals/A", headers={"Authorization": "Bearer t"})
+            if r.status_code != 200:
+                return None
+            view = r.json()
+            return view if view["open_interruptions"] else None
+
+        view = await eventually(reassigned_view, timeout=60, interval=0.5, what="the deal's state")
+        assert (view["owner_id"], view["previous_owner_id"]) == ("u-2", "u-1")
+        assert [i["kind"] for i in view["open_interruptions"]] == ["reassigned"]
+        assert view["contacts"][0]["decision_maker"] is True
+        assert view["quiet_deadline"] is not None
+        unknown = await client.get("/api/deals/nope", headers={"Authorization": "Bearer t"})
+        foreign = await client.get("/api/deals/A", headers={"Authorization": "Bearer rep-u9"})
+        assert (unknown.status_code, foreign.status_code) == (404, 404)
