@@ -117,7 +117,7 @@ def init() -> None:
 
     For deployments with their own Kafka (docker-compose runs it once before the services).
     """
-    from dealwatch.up import create_topics, prepare_database
+    from dealwatch.up import create_topics, prepare_database, scrub
 
     settings = settings_or_exit()
     quiet_kafka_client()
@@ -134,7 +134,7 @@ def init() -> None:
         prepare_database(settings, embedded_broker=False)
     except Exception as exc:
         raise click.ClickException(
-            f"cannot create the database schema: {type(exc).__name__}: {exc}"
+            f"cannot create the database schema: {scrub(f'{type(exc).__name__}: {exc}', settings)}"
         ) from None
     click.echo(f"topics ready on {settings.kafka_bootstrap}; database schema ready")
 

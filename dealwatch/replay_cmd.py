@@ -6,12 +6,17 @@ import json
 import sys
 import time
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
 import click
 
 from dealwatch.cli import CONTEXT, cli, settings_or_exit
+
+
+def _write_line(sink: IO[str], message: dict[str, Any]) -> None:
+    sink.write(json.dumps(message, ensure_ascii=False) + "\n")
 
 
 def _until(value: str) -> float:
@@ -63,7 +68,7 @@ def replay(export: Path, until: str, source: str, out: Path | None, as_json: boo
     detector = build_detector(settings)
     horizon = _until(until)
     sink: IO[str] | None = out.open("w", encoding="utf-8") if out else None
-    emit = None if sink is None else (lambda m: sink.write(json.dumps(m, ensure_ascii=False) + "\n"))
+    emit = None if sink is None else partial(_write_line, sink)
     started = time.monotonic()
     stream = sys.stdin.buffer if str(export) == "-" else export.open("rb")
 

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from services.common.broker import free_port
 from services.common.settings import Settings
 
 DEMO_QUIET_SCAN_INTERVAL = "5"
@@ -103,6 +104,10 @@ class RunPlan:
             env["DEALWATCH_QUIET_SCAN_INTERVAL"] = DEMO_QUIET_SCAN_INTERVAL
         if env.get("DEALWATCH_CONFIG"):
             env["DEALWATCH_CONFIG"] = str(Path(env["DEALWATCH_CONFIG"]).resolve())
+        # The detector serves each deal's tracked state on loopback; the API asks it for GET /api/deals/{id}.
+        web_port = self.settings.web_port or free_port(self.settings.web_host)
+        env["DEALWATCH_WEB_PORT"] = str(web_port)
+        env.setdefault("DEALWATCH_DETECTOR_URL", f"http://{self.settings.web_host}:{web_port}")
         env["PYTHONUNBUFFERED"] = "1"
         return env
 

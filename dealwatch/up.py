@@ -229,7 +229,7 @@ class Up:
                 return 0
             return await self.supervise(bootstrap, metrics_dir)
         except Exception as exc:
-            say(f"error: start-up failed: {type(exc).__name__}: {exc}")
+            say(f"error: start-up failed: {scrub(f'{type(exc).__name__}: {exc}', self.plan.settings)}")
             return 1
         finally:
             if broker is not None:
@@ -247,17 +247,19 @@ class Up:
             write_secrets_file(secrets_file, self.plan.generated)
         env = self.plan.child_environment(os.environ, bootstrap, metrics_dir, self.demo)
         env["DEALWATCH_SUPERVISOR_PID"] = str(os.getpid())
-        self.supervisor = Supervisor(self.children(env), emit, on_exit=forget_metrics(metrics_dir))
+        supervisor = self.supervisor = Supervisor(
+            self.children(env), emit, on_exit=forget_metrics(metrics_dir)
+        )
         if self.stop_requested:
-            self.supervisor.stop()
-        running = asyncio.create_task(self.supervisor.run())
+            supervisor.stop()
+        running = asyncio.create_task(supervisor.run())
         url = local_url(settings, self.plan.port)
         side: asyncio.Task[None] | None = None
         if await wait_ready(url, self.supervisor):
             for line in banner(self.plan, url, secrets_file):
                 say(line)
             if self.demo:
-                side = asyncio.create_task(feed_demo(self.plan, url, lambda: self.stop_requested))
+                side = asyncio.create_task(feed_demo(self.plan, url, lambda: supervisor.stopping))
         code = await running
         if side is not None:
             side.cancel()
@@ -278,6 +280,17 @@ def forget_metrics(metrics_dir: Path) -> Callable[[int], None]:
             multiprocess.mark_process_dead(pid, str(metrics_dir))  # type: ignore[no-untyped-call]
 
     return on_exit
+
+
+def scrub(text: str, settings: Settings) -> str:
+    """``text`` without the database password (error messages may quote the URL)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        password = make_url(settings.database_url).password
+    except Exception:
+        return text
+    return text.replace(str(password), "***") if password else text
 
 
 def redact_url(url: str) -> str:

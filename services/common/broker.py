@@ -105,9 +105,22 @@ class EmbeddedBroker:
         self.stop()
         raise TimeoutError(f"the embedded broker did not listen on {self.bootstrap} within {timeout}s")
 
-    def freeze(self) -> None:
+    def freeze(self, timeout: float = 5.0) -> None:
+        """Stop the broker process (SIGSTOP) and return only once it is stopped: the signal takes effect
+        asynchronously, and a broker still running could acknowledge one more request."""
         assert self.process is not None
         self.process.send_signal(signal.SIGSTOP)
+        stat = Path(f"/proc/{self.process.pid}/stat")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                state = stat.read_text().rsplit(")", 1)[1].split()[0]
+            except (OSError, IndexError):
+                return
+            if state in ("T", "t"):
+                return
+            time.sleep(0.005)
+        raise TimeoutError("the broker did not stop")
 
     def thaw(self) -> None:
         assert self.process is not None

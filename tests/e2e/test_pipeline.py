@@ -176,6 +176,9 @@ async def test_signed_webhooks_become_exactly_one_interruption_and_one_task_per_
         assert {i["deal_id"] for i in everything} == {"E2E-A", "E2E-B"}  # nothing from the refused requests
         metrics = await client.get("/metrics")
         assert metrics.status_code == 200
+        tracked = (await client.get("/api/deals/E2E-A")).json()
+        assert tracked["owner_id"] == "u-2"
+        assert [i["id"] for i in tracked["open_interruptions"]] == [a_interruption["id"]]
 
     assert up.stop(signal.SIGINT) == 0
     assert "all services stopped" in up.output()

@@ -115,3 +115,61 @@ def test_an_http_worker_becomes_ready_on_its_port_and_stops_cleanly_on_sigterm(
             process.kill()
             process.wait()
         log.close()
+
+
+PARENT = """
+import os, subprocess, sys, time
+env = dict(os.environ, DEALWATCH_SUPERVISOR_PID=str(os.getpid()))
+child = subprocess.Popen([sys.executable, "-m", "dealwatch", "worker", "stats"], env=env)
+print(child.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def gone(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+    return "\nState:\tZ" in status  # exited, waiting to be reaped by whoever adopted it
+
+
+def test_a_worker_started_by_up_stops_when_up_itself_is_killed(
+    broker_bootstrap: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DEALWATCH_", "PROMETHEUS_"))}
+    env.update(
+        {
+            "DEALWATCH_KAFKA_BOOTSTRAP": broker_bootstrap,
+            "DEALWATCH_DATABASE_URL": sqlite_url,
+            "DEALWATCH_TOPIC_PREFIX": f"t{uuid.uuid4().hex[:10]}.",
+            "DEALWATCH_METRICS_PORT": str(port),
+        }
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", PARENT],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+    )
+    assert parent.stdout is not None
+    worker_pid = int(parent.stdout.readline())
+    try:
+        eventually_sync(
+            lambda: metrics_answer(f"http://127.0.0.1:{port}/metrics"),
+            timeout=60,
+            interval=0.2,
+            what="the worker to run",
+        )
+
+        parent.kill()
+        parent.wait()
+
+        eventually_sync(
+            lambda: gone(worker_pid), timeout=60, interval=0.2, what="the orphaned worker to stop"
+        )
+    finally:
+        if not gone(worker_pid):
+            os.kill(worker_pid, signal.SIGKILL)
