@@ -165,3 +165,4 @@ def main() -> None:
 from dealwatch import replay_cmd  # noqa: E402  (registers ``dealwatch replay``)
 
 __all__ = ["cli", "main", "replay_cmd"]
+from dealwatch import import_cmd  # noqa: E402, F401  (registers ``dealwatch import``)
