@@ -22,19 +22,19 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from detector_data import change_events  # noqa: E402
+from detector_data import change_events
 
-from services.common.settings import Settings  # noqa: E402
-from services.detector.domain.causes import Lexicon, Signal  # noqa: E402
-from services.detector.domain.rules import Detector  # noqa: E402
-from services.detector.processor import DetectorProcessor, Incoming  # noqa: E402
-from services.detector.wiring import build_config  # noqa: E402
+from services.common.settings import Settings
+from services.detector.domain.causes import Lexicon, Signal
+from services.detector.domain.rules import Detector
+from services.detector.processor import DetectorProcessor, Incoming
+from services.detector.wiring import build_config
 
 
 class SilentLexicon(Lexicon):
     """Finds no cause in any text: the detector without its text classifier."""
 
-    def __init__(self) -> None:  # noqa: D107 - nothing to load
+    def __init__(self) -> None:
         pass
 
     def extract(self, text: str, **_: Any) -> list[Signal]:
