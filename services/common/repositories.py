@@ -26,14 +26,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from schemas import DealInterrupted, DealResumed, RecoveryTask
-from services.common.db import (
-    ConsumedOffsetRow,
-    InterruptionRow,
-    OutboxRow,
-    TaskRow,
-    WebhookDeliveryRow,
-    create_schema,
-)
+from services.common.db import ConsumedOffsetRow, InterruptionRow, OutboxRow, TaskRow, create_schema
 
 T = TypeVar("T")
 Recorded = Literal["created", "revised", "unchanged"]
@@ -87,30 +80,6 @@ class OutboxMessage:
     key: str
     value: str
     created_at: datetime
-
-
-@dataclass(frozen=True)
-class NewDelivery:
-    """A message to deliver to one subscriber (by URL), under a stable message id."""
-
-    subscriber: str
-    message_id: str
-    key: str
-    body: str
-
-
-@dataclass(frozen=True)
-class PendingDelivery:
-    id: int
-    subscriber: str
-    message_id: str
-    key: str
-    body: str
-    attempts: int
-    next_at: datetime
-
-
-OPEN_TASK_STATUSES = ("open", "in_progress", "snoozed")
 
 
 def as_utc(value: datetime) -> datetime:
@@ -300,15 +269,6 @@ class StoreTransaction:
         )
         return _changed(self.conn, stmt.returning(TaskRow.id))
 
-    def open_tasks_for_deals(self, deal_keys: Sequence[str]) -> list[RecoveryTask]:
-        """The tasks not yet done or dismissed of these deals (one indexed lookup by deal key)."""
-        if not deal_keys:
-            return []
-        stmt = select(TaskRow.body).where(
-            TaskRow.deal_key.in_(list(deal_keys)), TaskRow.status.in_(OPEN_TASK_STATUSES)
-        )
-        return [_task(r) for r in self.conn.execute(stmt).all()]
-
     def append_outbox(self, topic: str, key: str, value: str, now: datetime) -> None:
         self.conn.execute(
             insert_for(self.conn, OutboxRow).values(
@@ -432,67 +392,10 @@ class SqlAlchemyStore:
             rows = conn.execute(stmt).all()
         return [OutboxMessage(r.seq, r.topic, r.key, r.value, as_utc(r.created_at)) for r in rows]
 
-    def mark_published(
-        self, seqs: Sequence[int], now: datetime, deliveries: Sequence[NewDelivery] = ()
-    ) -> None:
-        """Mark the messages published and, in the same transaction, queue their deliveries to subscribers
-        (insert-or-ignore by message id and subscriber, so a message published twice is delivered once)."""
+    def mark_published(self, seqs: Sequence[int], now: datetime) -> None:
         with self.engine.begin() as conn:
             conn.execute(
                 update(OutboxRow).where(OutboxRow.seq.in_(list(seqs))).values(published_at=as_utc(now))
-            )
-            for d in deliveries:
-                stmt = insert_for(conn, WebhookDeliveryRow).values(
-                    subscriber=d.subscriber,
-                    message_id=d.message_id,
-                    key=d.key,
-                    body=d.body,
-                    attempts=0,
-                    next_at=as_utc(now),
-                    created_at=as_utc(now),
-                )
-                conn.execute(stmt.on_conflict_do_nothing())
-
-    def overdue_tasks(
-        self, now: datetime, limit: int = 200, after: tuple[datetime, str] | None = None
-    ) -> list[RecoveryTask]:
-        """Not escalated, not done or dismissed, due at or before ``now``; by ``(due_at, id)``, after
-        ``after``. Uses the index on (status, escalated, due_at)."""
-        t = TaskRow
-        conds: list[Any] = [t.status.in_(OPEN_TASK_STATUSES), t.escalated.is_(False), t.due_at <= as_utc(now)]
-        if after is not None:
-            at, last_id = after
-            conds.append(or_(t.due_at > as_utc(at), and_(t.due_at == as_utc(at), t.id > last_id)))
-        stmt = select(t.body).where(*conds).order_by(t.due_at, t.id).limit(limit)
-        with self.engine.connect() as conn:
-            return [_task(r) for r in conn.execute(stmt).all()]
-
-    def due_deliveries(self, now: datetime, limit: int = 100) -> list[PendingDelivery]:
-        d = WebhookDeliveryRow
-        stmt = select(d).where(d.next_at <= as_utc(now)).order_by(d.next_at, d.id).limit(limit)
-        with self.engine.connect() as conn:
-            rows = conn.execute(stmt).all()
-        return [
-            PendingDelivery(r.id, r.subscriber, r.message_id, r.key, r.body, r.attempts, as_utc(r.next_at))
-            for r in rows
-        ]
-
-    def next_delivery_at(self) -> datetime | None:
-        with self.engine.connect() as conn:
-            at = conn.execute(select(func.min(WebhookDeliveryRow.next_at))).scalar()
-        return as_utc(at) if at else None
-
-    def finish_delivery(self, delivery_id: int) -> None:
-        """Delivered, or given up on: forget it."""
-        with self.engine.begin() as conn:
-            conn.execute(delete(WebhookDeliveryRow).where(WebhookDeliveryRow.id == delivery_id))
-
-    def retry_delivery(self, delivery_id: int, attempts: int, next_at: datetime, error: str) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(
-                update(WebhookDeliveryRow)
-                .where(WebhookDeliveryRow.id == delivery_id)
-                .values(attempts=attempts, next_at=as_utc(next_at), last_error=error[:500])
             )
 
     def outbox_backlog(self) -> tuple[int, datetime | None]:

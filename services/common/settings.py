@@ -72,7 +72,7 @@ class Subscriber(BaseModel):
     url: str
     secret: SecretStr
     """Standard Webhooks secret (``whsec_`` + base64) used to sign deliveries."""
-    max_attempts: int = Field(default=5, ge=1)
+    max_attempts: int = 5
 
 
 class Settings(BaseSettings):
@@ -128,12 +128,6 @@ class Settings(BaseSettings):
     subscribers: list[Subscriber] = Field(default_factory=list)
     managers: dict[str, str] = Field(default_factory=dict)
     """Rep id -> manager id, for handover approval and escalation; ``default`` for everyone else."""
-    escalation_interval_seconds: float = Field(default=60.0, gt=0)
-    """Seconds between the recovery worker's checks for overdue tasks."""
-    subscriber_retry_base_seconds: float = Field(default=5.0, gt=0)
-    """A failed webhook delivery is tried again after base * 2^(attempts - 1) seconds (capped)."""
-    subscriber_retry_max_seconds: float = Field(default=3600.0, gt=0)
-    subscriber_timeout_seconds: float = Field(default=10.0, gt=0)
 
     # operations
     log_level: str = "INFO"

@@ -27,14 +27,8 @@ TOKEN = "workers-test-token"
 
 @pytest.fixture
 def settings(broker_bootstrap: str, db_url: str) -> Settings:
-    # The seeded tasks are long overdue: no escalation pass during this test, whose expectations name every
-    # message on the tasks topic.
     return Settings(
-        kafka_bootstrap=broker_bootstrap,
-        database_url=db_url,
-        topic_partitions=3,
-        api_token=TOKEN,
-        escalation_interval_seconds=86_400,
+        kafka_bootstrap=broker_bootstrap, database_url=db_url, topic_partitions=3, api_token=TOKEN
     )
 
 
