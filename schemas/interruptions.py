@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -23,19 +23,8 @@ Cause = Literal[
 Side = Literal["ours", "customer"]
 Confidence = Annotated[float, Field(ge=0.0, le=1.0)]
 
-KINDS: tuple[str, ...] = ("went_quiet", "reassigned", "contact_left", "stalled", "closed_lost")
-CAUSES: tuple[str, ...] = (
-    "competitor",
-    "budget",
-    "staff_change",
-    "policy_change",
-    "needs_change",
-    "external",
-    "internal_resources",
-    "no_response",
-    "follow_up_lapsed",
-    "unknown",
-)
+KINDS: tuple[str, ...] = get_args(Kind)
+CAUSES: tuple[str, ...] = get_args(Cause)
 
 
 class _Model(BaseModel):
