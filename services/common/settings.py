@@ -140,13 +140,25 @@ class Settings(BaseSettings):
     """Where the API asks the detector for a deal's tracked state (its web server, ``web_port``)."""
     metrics_port: int | None = None
     """A worker without HTTP serves ``/metrics`` on this port (on ``web_host``); none disables it."""
+    lag_check_interval: float = Field(default=5.0, gt=0)
+    """Seconds between the API's readings of topic end offsets and consumer group lag (``/metrics``)."""
     rebalance_timeout: float = 5.0
     session_timeout: float = 6.0
     heartbeat_interval: float = 1.0
     standby_replicas: int = 0
     detector_batch_size: int = 500
+    detector_state_cache: int = 20_000
+    """How many recently seen deals the detector also keeps decoded in memory (0: none; each costs ~2 KB)."""
     stage_order: list[str] = Field(default_factory=list)
     """Pipeline stages in order, for 'stage moved backwards' (empty: a built-in order of common stage names)."""
+
+    @field_validator("subscribers")
+    @classmethod
+    def _one_subscriber_per_url(cls, value: list[Subscriber]) -> list[Subscriber]:
+        urls = [s.url for s in value]
+        if len(set(urls)) != len(urls):
+            raise ValueError("each subscriber URL appears once")
+        return value
 
     @field_validator("kafka_bootstrap", mode="before")
     @classmethod

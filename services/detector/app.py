@@ -69,8 +69,16 @@ def create_app(settings: Settings, topics: Topics | None = None, bootstrap: str 
         value_type=bytes,
     )
 
+    # The stream step hands its records straight to the producer (no per-record future message of Faust's
+    # buffer): they join the producer's batch at once, and Faust flushes the producer before it commits the
+    # offsets of the events they came from, so nothing is acknowledged before what it caused is in the broker.
+    changelog_topic = deals.changelog_topic.get_topic_name()
+
+    async def write_changelog(partition: int, key: bytes, value: bytes) -> None:
+        await app.producer.send(changelog_topic, key, value, partition, None, None)
+
     async def send_interruption(key: bytes, value: bytes) -> None:
-        await interruptions.send(key=key, value=value)
+        await app.producer.send(interruptions.get_topic_name(), key, value, None, None, None)
 
     async def send_dead_letter(key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> None:
         await dead_letters.send(key=key, value=value, headers=headers)
@@ -78,11 +86,12 @@ def create_app(settings: Settings, topics: Topics | None = None, bootstrap: str 
     processor = DetectorProcessor(
         detector=build_detector(settings),
         store=deals.data,
-        changelog=lambda partition, key, value: deals.send_changelog(partition, key, value),
+        changelog=write_changelog,
         send_interruption=send_interruption,
         send_dead_letter=send_dead_letter,
         ticks_topic=topics.detector_ticks,
         commands_topic=topics.deal_commands,
+        cache_size=settings.detector_state_cache,
     )
     app.dealwatch_processor = processor  # type: ignore[attr-defined]
 

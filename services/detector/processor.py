@@ -3,10 +3,16 @@
 Works on a batch of events at a time; each deal's state is written once per batch (to the table's store and its
 changelog, on the deal's own partition). Ticks (one per partition, from the timer) run the quiet check inside the
 stream, so every state write happens in stream processing.
+
+The table's store holds each deal as compact bytes (a few hundred per deal, for a million deals); the states of the
+deals seen most recently are also kept decoded (``cache_size`` of them), so that a busy deal is not decoded again
+for every batch. Both are written together, and the cache is dropped whenever partitions move (the store is then
+refilled from the changelog, which the cache would not see).
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import time
@@ -50,8 +56,10 @@ class DetectorProcessor:
     ticks_topic: str
     commands_topic: str = ""
     clock: Callable[[], float] = time.time
+    cache_size: int = 20_000
     heaps: dict[int, DeadlineHeap] = field(default_factory=dict)
     built: set[int] = field(default_factory=set)
+    cache: dict[bytes, DealState] = field(default_factory=dict)
 
     async def process(self, batch: Iterable[Incoming]) -> None:
         now = self.clock()
@@ -67,7 +75,10 @@ class DetectorProcessor:
         for key, state in dirty.items():
             raw = state.encode()
             self.store[key] = raw
-            self.changelog(state.partition, key, raw)
+            self._remember(key, state)
+            written = self.changelog(state.partition, key, raw)
+            if inspect.isawaitable(written):
+                await written
         for key, outcome, state in outgoing:
             message = to_message(outcome, state, key.decode(), now)
             await self.send_interruption(key, message.model_dump_json().encode())
@@ -85,7 +96,11 @@ class DetectorProcessor:
         try:
             if not rec.value:
                 raise BadEvent("empty message")
-            event = check(json.loads(rec.value))
+            event = json.loads(rec.value)
+            if type(event) is not dict or type(event.get("source")) is not str:
+                check(event)  # raises, saying what is wrong
+            elif type(event.get("deal_id")) is not str:
+                check(event)
         except (BadEvent, ValueError, RecursionError) as exc:
             await self._dead(rec, f"invalid change event: {str(exc)[:300]}")
             return
@@ -93,12 +108,15 @@ class DetectorProcessor:
         key = deal_key.encode()
         try:
             state = dirty.get(key) or self._load(key)
+            # apply() checks the rest of the event before it changes anything
             applied = self.detector.apply(state, event, deal_key=deal_key, partition=rec.partition, now=now)
         except BadEvent as exc:
             await self._dead(rec, f"invalid change event: {exc}")
             return
         except Exception as exc:
             log.exception("detector rules failed on event %s", event.get("event_id"))
+            if key not in dirty:
+                self.cache.pop(key, None)  # possibly half-changed; the store still has the last good state
             await self._dead(rec, f"detector error: {type(exc).__name__}: {str(exc)[:200]}")
             return
         if applied.duplicate:
@@ -170,10 +188,11 @@ class DetectorProcessor:
         self.built.add(partition)
 
     def forget(self, partitions: Iterable[int]) -> None:
-        """Partitions revoked: their heaps are rebuilt when they come back."""
+        """Partitions moved: their heaps are rebuilt when they come back; decoded states are read afresh."""
         for p in partitions:
             self.heaps.pop(p, None)
             self.built.discard(p)
+        self.cache.clear()
 
     def _heap(self, partition: int) -> DeadlineHeap:
         heap = self.heaps.get(partition)
@@ -182,14 +201,27 @@ class DetectorProcessor:
         return heap
 
     def _load(self, key: bytes) -> DealState | None:
+        state = self.cache.get(key)
+        if state is not None:
+            return state
         raw = self.store.get(key)
         if raw is None:
             return None
         try:
-            return DealState.decode(raw)
+            state = DealState.decode(raw)
         except (ValueError, json.JSONDecodeError):
             log.error("unreadable state for %r; starting afresh", key)
             return None
+        self._remember(key, state)
+        return state
+
+    def _remember(self, key: bytes, state: DealState) -> None:
+        cache = self.cache
+        if key not in cache and len(cache) >= self.cache_size:
+            if self.cache_size <= 0:
+                return
+            del cache[next(iter(cache))]  # the oldest entry
+        cache[key] = state
 
     async def _dead(self, rec: Incoming, reason: str) -> None:
         metrics.DEAD_LETTERS.labels(reason=reason.split(":", 1)[0]).inc()

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import base64
 import json
+import operator
 import uuid
 import zlib
 from dataclasses import dataclass, field, fields
+from functools import lru_cache
 from typing import Any
 
 STATE_VERSION = 1
@@ -44,6 +46,7 @@ class Episode:
         return cls(raw[0], _unpack_uuid(raw[1]), raw[2], raw[3], raw[4], raw[5])
 
 
+@lru_cache(maxsize=65_536)
 def _pack_uuid(value: str) -> str:
     try:
         return base64.urlsafe_b64encode(uuid.UUID(value).bytes).decode().rstrip("=")
@@ -51,6 +54,7 @@ def _pack_uuid(value: str) -> str:
         return value
 
 
+@lru_cache(maxsize=65_536)
 def _unpack_uuid(value: str) -> str:
     if len(value) != 22:
         return value
@@ -104,28 +108,26 @@ class DealState:
     # ---------------------------------------------------------------- encoding
 
     def encode(self) -> bytes:
-        values: list[Any] = [STATE_VERSION]
-        for f in _FIELDS:
-            value = getattr(self, f)
-            if f == "episodes":
-                value = [e.to_list() for e in value]
-            elif type(value) is float and value.is_integer():
-                value = int(value)
-            values.append(value)
-        while values and values[-1] in (None, [], 0, 0.0) and len(values) > 1:
+        values: list[Any] = [STATE_VERSION, *_read_all(self)]
+        values[_EPISODES] = [e.to_list() for e in values[_EPISODES]]
+        for i in _NUMBERS:
+            value = values[i]
+            if type(value) is float and value.is_integer():
+                values[i] = int(value)
+        while len(values) > 1 and values[-1] in _EMPTY:
             values.pop()
-        return json.dumps(values, ensure_ascii=False, separators=(",", ":")).encode()
+        return _dumps(values).encode()
 
     @classmethod
     def decode(cls, raw: bytes) -> DealState:
         values = json.loads(raw)
         if not isinstance(values, list) or not values or values[0] != STATE_VERSION:
             raise ValueError("unknown deal state format")
-        state = cls()
-        for f, value in zip(_FIELDS, values[1:], strict=False):
-            if f == "episodes":
-                value = [Episode.from_list(v) for v in value]
-            setattr(state, f, value)
+        if len(values) > len(_FIELDS) + 1:
+            raise ValueError("deal state with more fields than this version knows")
+        state = cls(*values[1:])
+        if state.episodes:
+            state.episodes = [Episode.from_list(v) for v in state.episodes]  # type: ignore[arg-type]
         return state
 
     # ---------------------------------------------------------------- queries
@@ -154,3 +156,9 @@ class DealState:
 
 
 _FIELDS = tuple(f.name for f in fields(DealState))
+_read_all = operator.attrgetter(*_FIELDS)
+_EPISODES = 1 + _FIELDS.index("episodes")
+_NUMBERS = tuple(1 + i for i, f in enumerate(fields(DealState)) if f.type in ("float", "float | None"))
+"""Positions (in the encoded array) of the fields holding a time or an amount: whole floats are written as ints."""
+_EMPTY: tuple[Any, ...] = (None, [], 0, 0.0)
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
