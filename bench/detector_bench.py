@@ -605,17 +605,19 @@ def memory_figures(sizes: dict[str, int]) -> None:
 
 def print_state_breakdown(values: list[bytes]) -> None:
     """Where the encoded bytes go: the JSON of each field of the state array, averaged, largest first."""
-    from services.detector.domain.state import _FIELDS
+    from services.detector.domain.state import _FIELDS, DealState
 
     sizes: Counter[str] = Counter()
     for raw in values:
-        array = json.loads(raw)
+        array = json.loads(DealState.plain(raw))
         for name, value in zip(_FIELDS, array[1:], strict=False):
             sizes[name] += len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()) + 1
     total = sum(len(v) for v in values)
+    plain = sum(len(DealState.plain(v)) for v in values)
     top = ", ".join(f"{name} {b / len(values):.0f}" for name, b in sizes.most_common(8))
     note(
-        f"encoded state bytes by field (average over {len(values)} deals, of {total / len(values):.0f}): {top}"
+        f"state JSON bytes by field (average over {len(values)} deals, of {plain / len(values):.0f}, stored "
+        f"deflated in {total / len(values):.0f}): {top}"
     )
 
 

@@ -1,4 +1,5 @@
-"""A deal's tracked state: compact, plain values only, stored in the detector's table as a short JSON array.
+"""A deal's tracked state: compact, plain values only, stored in the detector's table as a short JSON array,
+deflated with a preset dictionary of the words every state repeats (a million deals are held in memory).
 
 Times are epoch seconds (event time unless the name says wall). Lists are bounded, so a deal's state stays a few
 hundred bytes whatever its history.
@@ -12,7 +13,6 @@ import operator
 import uuid
 import zlib
 from dataclasses import dataclass, field, fields
-from functools import lru_cache
 from typing import Any
 
 STATE_VERSION = 1
@@ -46,7 +46,6 @@ class Episode:
         return cls(raw[0], _unpack_uuid(raw[1]), raw[2], raw[3], raw[4], raw[5])
 
 
-@lru_cache(maxsize=65_536)
 def _pack_uuid(value: str) -> str:
     try:
         return base64.urlsafe_b64encode(uuid.UUID(value).bytes).decode().rstrip("=")
@@ -54,7 +53,6 @@ def _pack_uuid(value: str) -> str:
         return value
 
 
-@lru_cache(maxsize=65_536)
 def _unpack_uuid(value: str) -> str:
     if len(value) != 22:
         return value
@@ -116,11 +114,22 @@ class DealState:
                 values[i] = int(value)
         while len(values) > 1 and values[-1] in _EMPTY:
             values.pop()
-        return _dumps(values).encode()
+        packer = zlib.compressobj(_LEVEL, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, _ZDICT)
+        return _DEFLATED + packer.compress(_dumps(values).encode()) + packer.flush()
+
+    @staticmethod
+    def plain(raw: bytes) -> bytes:
+        """The JSON text of a stored state (inflated if it was stored deflated)."""
+        if raw[:1] != _DEFLATED:
+            return raw
+        try:
+            return zlib.decompressobj(-15, _ZDICT).decompress(raw[1:])
+        except zlib.error as exc:
+            raise ValueError(f"deal state does not inflate: {exc}") from exc
 
     @classmethod
     def decode(cls, raw: bytes) -> DealState:
-        values = json.loads(raw)
+        values = json.loads(cls.plain(raw))
         if not isinstance(values, list) or not values or values[0] != STATE_VERSION:
             raise ValueError("unknown deal state format")
         if len(values) > len(_FIELDS) + 1:
@@ -162,3 +171,27 @@ _NUMBERS = tuple(1 + i for i, f in enumerate(fields(DealState)) if f.type in ("f
 """Positions (in the encoded array) of the fields holding a time or an amount: whole floats are written as ints."""
 _EMPTY: tuple[Any, ...] = (None, [], 0, 0.0)
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_DEFLATED = b"z"
+"""First byte of a deflated state; a plain JSON state (written before compression) starts with ``[``."""
+_LEVEL = 1
+_ZDICT = ",".join(
+    [
+        *(f'"{w}"' for w in ("went_quiet", "reassigned", "contact_left", "stalled", "closed_lost")),
+        *(f'"{w}"' for w in ("competitor", "budget", "staff_change", "policy_change", "needs_change")),
+        *(f'"{w}"' for w in ("external", "internal_resources", "no_response", "follow_up_lapsed", "unknown")),
+        *(f'"{w}"' for w in ("lead", "qualification", "discovery", "demo", "proposal", "negotiation")),
+        *(f'"{w}"' for w in ("contract", "open", "won", "lost", "key", "standard", "small", "ours")),
+        *(f'"{w}"' for w in ("customer", "left_company", "removed", "role_changed", "JPY", "USD", "EUR")),
+        '"field:owner_id"',
+        '"field:lost_reason"',
+        '"field:close_date"',
+        ",null,null,",
+        ",0,0,",
+        ",[],",
+        "[[",
+        "]]",
+        "[1,",
+    ]
+).encode()
+"""Preset dictionary: the words and shapes that recur in every deal's state, so that even a short state
+deflates well. Changing it makes stored states unreadable: only ever add a new dictionary beside it."""
