@@ -9,12 +9,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.dealwatch-installed
 COMPOSE_ENV := deploy/dealwatch.env.example
 
-.PHONY: help setup run test lint typecheck imports schemas compose pytest postgres clean
+.PHONY: help setup run test lint typecheck imports schemas compose pytest postgres chromium clean
 
 help:
 	@echo "make run    set up .venv if needed, then run dealwatch with a demo CRM stream (dealwatch up --demo)"
 	@echo "make test   set up .venv if needed, then ruff, mypy, import-linter, schema drift, docker-compose"
 	@echo "            validation and pytest (unit, integration, e2e); starts the local PostgreSQL if it is down"
+	@echo "            and installs Debian's chromium (the dashboard's browser test) if it is missing"
 
 # The virtualenv, reinstalled only when pyproject.toml changes.
 setup: $(STAMP)
@@ -51,7 +52,10 @@ compose:
 postgres:
 	@bash scripts/ensure-postgres.sh
 
-pytest: setup postgres
+chromium:
+	@bash scripts/ensure-chromium.sh
+
+pytest: setup postgres chromium
 	$(BIN)/python -m pytest -q -ra
 
 clean:

@@ -139,30 +139,12 @@ def init() -> None:
     click.echo(f"topics ready on {settings.kafka_bootstrap}; database schema ready")
 
 
-@cli.command(context_settings=CONTEXT)
-def topics() -> None:
-    """List the topics of the contract (with DEALWATCH_TOPIC_PREFIX) and who writes them."""
-    from schemas.topics import Topics
-
-    settings = settings_or_exit()
-    names = Topics(settings.topic_prefix)
-    rows = [
-        (names.deal_changes, "ingest", "normalized CRM change events"),
-        (names.dead_letters, "ingest, detector", "rejected input with dlq.* headers"),
-        (names.interruptions, "detector", "DealInterrupted / DealResumed"),
-        (names.recovery_tasks, "recovery", "RecoveryTaskCreated / RecoveryTaskUpdated"),
-        (names.detector_ticks, "detector", "internal clock ticks"),
-    ]
-    width = max(len(r[0]) for r in rows)
-    for name, writer, value in rows:
-        click.echo(f"{name:<{width}}  {writer:<17} {value}")
-
-
 def main() -> None:
     cli(prog_name="dealwatch")
 
 
-from dealwatch import replay_cmd  # noqa: E402  (registers ``dealwatch replay``)
+# Registers ``dealwatch replay``, ``dealwatch rebuild-stats`` and ``dealwatch topics``.
+from dealwatch import replay_cmd, stats_cmd, topics_cmd  # noqa: E402
 
-__all__ = ["cli", "main", "replay_cmd"]
+__all__ = ["cli", "main", "replay_cmd", "stats_cmd", "topics_cmd"]
 from dealwatch import import_cmd  # noqa: E402, F401  (registers ``dealwatch import``)

@@ -21,6 +21,7 @@ import click
 from dealwatch import demo as demo_stream
 from dealwatch.runplan import RunPlan, write_secrets_file
 from dealwatch.supervisor import ChildSpec, Supervisor
+from dealwatch.topics_cmd import BROKER_FILE
 from schemas.topics import Topics
 from services.common.settings import Settings
 
@@ -204,6 +205,7 @@ class Up:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.request_stop)
         broker = None
+        broker_file = self.plan.settings.data_dir / BROKER_FILE
         metrics_dir = Path(tempfile.mkdtemp(prefix="dealwatch-metrics-"))
         try:
             settings = self.plan.settings
@@ -215,6 +217,7 @@ class Up:
                 await asyncio.to_thread(broker.start)
                 bootstrap = broker.bootstrap
                 say(f"embedded broker on {bootstrap} (memory only; log: {log_path})")
+                broker_file.write_text(bootstrap + "\n")  # for `dealwatch topics` in another shell
             else:
                 assert settings.kafka_bootstrap is not None
                 bootstrap = settings.kafka_bootstrap
@@ -233,6 +236,7 @@ class Up:
             return 1
         finally:
             if broker is not None:
+                broker_file.unlink(missing_ok=True)
                 await asyncio.to_thread(broker.stop)
                 say("embedded broker stopped")
             shutil.rmtree(metrics_dir, ignore_errors=True)

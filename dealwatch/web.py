@@ -36,6 +36,19 @@ def part_name(part: object) -> str:
     return type(part).__name__
 
 
+def part_collectors(parts: Sequence[WebPart]) -> CollectorRegistry | None:
+    """Collectors that parts compute at scrape time in this process (consumer lag, from the API service),
+    in a registry of their own: under ``PROMETHEUS_MULTIPROC_DIR`` the served registry holds only what the
+    processes wrote to their files."""
+    collectors = [c for part in parts for c in getattr(part, "collectors", list)()]
+    if not collectors:
+        return None
+    registry = CollectorRegistry(auto_describe=False)
+    for collector in collectors:
+        registry.register(collector)
+    return registry
+
+
 def metrics_registry() -> CollectorRegistry:
     """This process's registry, or, under ``PROMETHEUS_MULTIPROC_DIR``, one that aggregates every process."""
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
@@ -81,6 +94,7 @@ def create_web_app(settings: Settings, parts: Sequence[WebPart]) -> FastAPI:
     app = FastAPI(title="dealwatch", lifespan=lifespan)
     for part in parts:
         app.include_router(part.router)
+    extra = part_collectors(parts)
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, str]:
@@ -99,7 +113,10 @@ def create_web_app(settings: Settings, parts: Sequence[WebPart]) -> FastAPI:
     @app.get("/metrics", tags=["operations"])
     def metrics() -> Response:
         """Prometheus metrics of this process, or of every process of ``dealwatch up``."""
-        return Response(generate_latest(metrics_registry()), media_type=CONTENT_TYPE_LATEST)
+        body = generate_latest(metrics_registry())
+        if extra is not None:
+            body += generate_latest(extra)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     return app

@@ -76,13 +76,63 @@ class TaskPatch(BaseModel):
 class StatsItem(BaseModel):
     group: dict[str, str]
     counts: dict[str, int]
-    """``interruptions``, ``resumed``, ``recovered`` and ``task_<status>`` (tasks by their current status)."""
+    """``interruptions``, ``resumed``, ``recovered``, ``tasks``, ``task_<status>`` (tasks by their current
+    status), ``task_overdue`` (went past due unfinished, or finished late), ``responded`` (had a first
+    response), ``handovers`` and ``handovers_completed`` (reassignments and their done handover tasks),
+    ``lost_reason_known`` and ``lost_reason_disagrees`` (lost deals whose CRM reason names a cause, and those
+    where it is not the detected one)."""
     rates: dict[str, float | None]
-    """Share of the interruptions that resumed, were recovered, had their task done (None without any)."""
+    """``resumed``, ``recovered``, ``tasks_done`` (of interruptions), ``responded``, ``overdue`` (of tasks),
+    ``handover_completion`` (of handovers), ``lost_reason_disagreement`` (of lost deals with a known CRM
+    reason); None when the whole is zero."""
+    averages: dict[str, float | None]
+    """``first_response_seconds``: mean time from detection to the first response, of those responded."""
 
 
 class StatsAnswer(BaseModel):
     period: Literal["day", "week", "month"]
     group_by: list[str]
+    since: str | None = None
+    """The first bucket included (of ``period``), when asked with ``since``."""
+    until: str | None = None
     items: list[StatsItem]
     totals: StatsItem
+
+
+class LagItem(BaseModel):
+    group: str
+    topic: str
+    partition: int
+    committed: int
+    end: int
+    lag: int
+
+
+class TopicItem(BaseModel):
+    topic: str
+    partitions: int
+    end_offsets: int
+    """Records written so far, summed over the partitions."""
+
+
+class OverdueTaskItem(BaseModel):
+    id: str
+    deal_id: str
+    title: str
+    assignee: str | None
+    kind: str
+    cause: str
+    due_at: datetime
+
+
+class OperationsAnswer(BaseModel):
+    """What the dashboard shows besides the statistics: tasks now, and the broker's topics and lag."""
+
+    now: datetime
+    tasks_by_status: dict[str, int]
+    overdue_tasks: int
+    oldest_overdue: list[OverdueTaskItem]
+    broker: Literal["ok", "unavailable", "not_configured"]
+    broker_checked_at: datetime | None = None
+    topics: list[TopicItem]
+    lag: list[LagItem]

@@ -5,7 +5,7 @@ and their dependencies are local to :func:`build_router`.
 """
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal, Protocol
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Security
@@ -22,11 +22,16 @@ from services.api.metrics import MeasuredRoute
 from services.api.models import (
     InterruptionItem,
     InterruptionPage,
+    LagItem,
+    OperationsAnswer,
+    OverdueTaskItem,
     StatsAnswer,
     StatsItem,
     TaskPage,
     TaskPatch,
+    TopicItem,
 )
+from services.common.lag import LagMonitor
 from services.common.repositories import (
     InterruptionFilter,
     InvalidCursor,
@@ -58,6 +63,7 @@ AUTH: dict[int | str, dict[str, Any]] = {
 class ApiContext(Protocol):
     tokens: TokenBook
     topics: Topics
+    lag: LagMonitor | None
 
     @property
     def store(self) -> SqlAlchemyStore: ...
@@ -205,22 +211,75 @@ def build_router(ctx: ApiContext) -> APIRouter:
             str, Query(max_length=200, description=f"Comma-separated: {', '.join(GROUPS)}")
         ] = "",
         period: Literal["day", "week", "month"] = "month",
+        since: Annotated[
+            date | None, Query(description="Only periods from the one holding this date")
+        ] = None,
+        until: Annotated[
+            date | None, Query(description="Only periods up to the one holding this date")
+        ] = None,
     ) -> StatsAnswer:
         groups = [g.strip() for g in group_by.split(",") if g.strip()]
         unknown = sorted({g for g in groups if g not in GROUPS})
         if unknown or len(set(groups)) != len(groups):
             raise HTTPException(422, f"group_by takes distinct values among {', '.join(GROUPS)}")
-        rows = ctx.stats.counts(period, groups, owner=principal.rep)
+        first = bucket_of(since, period) if since else None
+        last = bucket_of(until, period) if until else None
+        rows = ctx.stats.counts(period, groups, owner=principal.rep, since=first, until=last)
         items, totals = group_counts((r.group, r.metric, r.count) for r in rows)
         return StatsAnswer(
-            period=period, group_by=groups, totals=_stats_item(totals), items=[_stats_item(i) for i in items]
+            period=period,
+            group_by=groups,
+            since=first,
+            until=last,
+            totals=_stats_item(totals),
+            items=[_stats_item(i) for i in items],
+        )
+
+    @router.get("/operations", response_model=OperationsAnswer, tags=["stats"])
+    def get_operations(principal: Principal = read) -> OperationsAnswer:
+        """Tasks by status now, the overdue ones, and the broker's topics and consumer lag (the dashboard)."""
+        now = ctx.now()
+        figures = ctx.stats.task_figures(now, assignee=principal.rep)
+        view = ctx.lag.view if ctx.lag is not None else None
+        broker: Literal["ok", "unavailable", "not_configured"] = "not_configured"
+        if ctx.lag is not None:
+            broker = "ok" if ctx.lag.healthy else "unavailable"
+        return OperationsAnswer(
+            now=now,
+            tasks_by_status=figures.by_status,
+            overdue_tasks=figures.overdue,
+            oldest_overdue=[OverdueTaskItem(**vars(t)) for t in figures.oldest_overdue],
+            broker=broker,
+            broker_checked_at=ctx.lag.checked_at if ctx.lag is not None else None,
+            topics=[TopicItem(**vars(t)) for t in view.topics()] if view else [],
+            lag=[
+                LagItem(
+                    group=p.group,
+                    topic=p.topic,
+                    partition=p.partition,
+                    committed=p.committed,
+                    end=p.end,
+                    lag=p.lag,
+                )
+                for p in (view.lags if view else [])
+            ],
         )
 
     return router
 
 
+def bucket_of(day: date, period: str) -> str:
+    """The bucket (as the stats worker names them) of the period that holds ``day``."""
+    if period == "day":
+        return day.isoformat()
+    if period == "week":
+        year, week, _ = day.isocalendar()
+        return f"{year}-W{week:02}"
+    return f"{day.year}-{day.month:02}"
+
+
 def _stats_item(group: Any) -> StatsItem:
-    return StatsItem(group=group.group, counts=group.counts, rates=group.rates)
+    return StatsItem(group=group.group, counts=group.counts, rates=group.rates, averages=group.averages)
 
 
 def change_task(ctx: ApiContext, task_id: str, patch: TaskPatch, principal: Principal) -> RecoveryTask:

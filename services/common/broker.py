@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import shutil
@@ -20,6 +21,8 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+from services.common.metrics import EVENTS_OUT, label
 
 log = logging.getLogger(__name__)
 
@@ -184,6 +187,24 @@ async def ensure_topics(
         await admin.close()
 
 
+class MeasuredProducer(AIOKafkaProducer):  # type: ignore[misc]
+    """Counts the records the broker acknowledged, by topic, as ``dealwatch_events_out{service=...}``."""
+
+    def __init__(self, *args: Any, service: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.service = label(service.removeprefix("dealwatch-"))
+
+    async def send(self, topic: str, *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = await super().send(topic, *args, **kwargs)
+        future.add_done_callback(functools.partial(_count_acknowledged, self.service, topic))
+        return future
+
+
+def _count_acknowledged(service: str, topic: str, future: asyncio.Future[Any]) -> None:
+    if not future.cancelled() and future.exception() is None:
+        EVENTS_OUT.labels(service, topic).inc()
+
+
 def make_producer(
     bootstrap: str,
     *,
@@ -193,8 +214,10 @@ def make_producer(
     linger_ms: int = 0,
 ) -> AIOKafkaProducer:
     """A producer that waits for every in-sync replica (acks=all). Idempotence is a setting: the embedded
-    broker does not support it, and dedupe downstream covers producer retries."""
-    return AIOKafkaProducer(
+    broker does not support it, and dedupe downstream covers producer retries. It counts what the broker
+    acknowledged by topic, with the client id (less a ``dealwatch-`` prefix) as the service."""
+    return MeasuredProducer(
+        service=client_id,
         bootstrap_servers=bootstrap,
         acks="all",
         enable_idempotence=idempotent,

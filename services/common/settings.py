@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -69,10 +71,33 @@ class ApiToken(BaseModel):
 
 
 class Subscriber(BaseModel):
+    """A receiver of every task message as a signed webhook (Standard Webhooks)."""
+
     url: str
+    """Where to POST; ``http://`` or ``https://``. Deliveries are kept per URL, so each URL appears once."""
     secret: SecretStr
     """Standard Webhooks secret (``whsec_`` + base64) used to sign deliveries."""
-    max_attempts: int = 5
+    max_attempts: int = Field(default=5, ge=1)
+    """Tries before the delivery is given up on and kept as a dead-letter record."""
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("a subscriber URL starts with http:// or https://")
+        return value
+
+    @field_validator("secret")
+    @classmethod
+    def _base64_secret(cls, value: SecretStr) -> SecretStr:
+        key = value.get_secret_value().removeprefix("whsec_")
+        try:
+            decoded = base64.b64decode(key, validate=True)
+        except binascii.Error:
+            decoded = b""
+        if not decoded:
+            raise ValueError("a subscriber secret is whsec_ followed by base64")
+        return value
 
 
 class Settings(BaseSettings):
@@ -128,6 +153,12 @@ class Settings(BaseSettings):
     subscribers: list[Subscriber] = Field(default_factory=list)
     managers: dict[str, str] = Field(default_factory=dict)
     """Rep id -> manager id, for handover approval and escalation; ``default`` for everyone else."""
+    escalation_interval_seconds: float = Field(default=60.0, gt=0)
+    """Seconds between the recovery worker's checks for overdue tasks."""
+    subscriber_retry_base_seconds: float = Field(default=5.0, gt=0)
+    """A failed webhook delivery is tried again after base * 2^(attempts - 1) seconds (capped)."""
+    subscriber_retry_max_seconds: float = Field(default=3600.0, gt=0)
+    subscriber_timeout_seconds: float = Field(default=10.0, gt=0)
 
     # operations
     log_level: str = "INFO"

@@ -5,19 +5,23 @@ Wiring only; the decisions are in ``domain/`` and the stream step in ``processor
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import faust
 from faust.types import TP
 
 from schemas.topics import Topics
+from services.common.metrics import EVENTS_OUT
 from services.common.settings import Settings
 from services.detector.domain.state import DealState
 from services.detector.domain.view import deal_view
 from services.detector.processor import DetectorProcessor, Incoming
+from services.detector.sensors import SERVICE, TopicTrafficSensor
 from services.detector.wiring import build_detector
 
 log = logging.getLogger(__name__)
@@ -72,13 +76,19 @@ def create_app(settings: Settings, topics: Topics | None = None, bootstrap: str 
     # The stream step hands its records straight to the producer (no per-record future message of Faust's
     # buffer): they join the producer's batch at once, and Faust flushes the producer before it commits the
     # offsets of the events they came from, so nothing is acknowledged before what it caused is in the broker.
+    # (Faust's sensors do not see these sends: they are counted here, when the broker acknowledges them.)
     changelog_topic = deals.changelog_topic.get_topic_name()
+    interruptions_topic = interruptions.get_topic_name()
+    changelog_acked = _acked_counter(changelog_topic)
+    interruptions_acked = _acked_counter(interruptions_topic)
 
     async def write_changelog(partition: int, key: bytes, value: bytes) -> None:
-        await app.producer.send(changelog_topic, key, value, partition, None, None)
+        sent = await app.producer.send(changelog_topic, key, value, partition, None, None)
+        sent.add_done_callback(changelog_acked)  # type: ignore[attr-defined]
 
     async def send_interruption(key: bytes, value: bytes) -> None:
-        await app.producer.send(interruptions.get_topic_name(), key, value, None, None, None)
+        sent = await app.producer.send(interruptions_topic, key, value, None, None, None)
+        sent.add_done_callback(interruptions_acked)  # type: ignore[attr-defined]
 
     async def send_dead_letter(key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> None:
         await dead_letters.send(key=key, value=value, headers=headers)
@@ -94,6 +104,7 @@ def create_app(settings: Settings, topics: Topics | None = None, bootstrap: str 
         cache_size=settings.detector_state_cache,
     )
     app.dealwatch_processor = processor  # type: ignore[attr-defined]
+    app.sensors.add(TopicTrafficSensor())  # records in, and Faust's own sends out, per topic
 
     @app.agent(source, name="detect_interruptions")
     async def detect_interruptions(stream: faust.StreamT[bytes]) -> None:
@@ -135,3 +146,14 @@ def create_app(settings: Settings, topics: Topics | None = None, bootstrap: str 
         processor.forget(tp.partition for tp in assigned if tp.topic == topics.deal_changes)
 
     return app
+
+
+def _acked_counter(topic: str) -> Callable[[asyncio.Future[Any]], None]:
+    """A done-callback for a send's future that counts the record in ``dealwatch_events_out`` once acked."""
+    child = EVENTS_OUT.labels(SERVICE, topic)
+
+    def acked(sent: asyncio.Future[Any]) -> None:
+        if not sent.cancelled() and sent.exception() is None:
+            child.inc()
+
+    return acked

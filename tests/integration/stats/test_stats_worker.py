@@ -93,6 +93,7 @@ async def test_a_restarted_stats_worker_neither_loses_nor_double_counts(
     assert counts(stats) == {
         ("went_quiet", "interruptions"): 1,
         ("stalled", "interruptions"): 1,
+        ("went_quiet", "tasks"): 1,
         ("went_quiet", "task_open"): 1,
     }
 
@@ -110,5 +111,6 @@ async def test_a_restarted_stats_worker_neither_loses_nor_double_counts(
         ("went_quiet", "interruptions"): 1,
         ("stalled", "interruptions"): 1,
         ("closed_lost", "interruptions"): 1,
+        ("went_quiet", "tasks"): 1,
         ("went_quiet", "task_done"): 1,
     }

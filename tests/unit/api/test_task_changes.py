@@ -110,7 +110,15 @@ def test_stats_rows_group_into_counts_rates_and_totals() -> None:
     ]
     groups, totals = group_counts(rows)
     assert [g.group for g in groups] == [{"kind": "went_quiet"}, {"kind": "stalled"}, {"kind": "closed_lost"}]
-    assert groups[0].rates == {"resumed": 0.25, "recovered": 0.0, "tasks_done": 0.5}
+    assert groups[0].rates == {
+        "resumed": 0.25,
+        "recovered": 0.0,
+        "tasks_done": 0.5,
+        "responded": None,
+        "overdue": None,
+        "handover_completion": None,
+        "lost_reason_disagreement": None,
+    }
     assert groups[2].rates["resumed"] is None
     assert {k: v for k, v in totals.counts.items() if v} == {"interruptions": 6, "resumed": 1, "task_done": 2}
     assert set(groups[1].counts) >= {"interruptions", "resumed", "recovered", "task_open", "task_done"}
