@@ -137,6 +137,14 @@ def create_app(settings: Settings, topics: Topics | None = None, bootstrap: str 
             if tp.topic == topics.deal_changes:
                 await ticks.send(value=now, partition=tp.partition)
 
+    @app.timer(0.25)  # type: ignore[untyped-decorator]
+    async def keep_rebuilding() -> None:
+        """While deadlines are being read back from the table (after an assignment), a tick now and then keeps
+        that work going in slices between batches of events, even when no events come."""
+        pending = processor.rebuilding
+        if pending:
+            await ticks.send(value=json.dumps({"t": time.time()}).encode(), partition=min(pending))
+
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def forget_revoked(sender: Any, revoked: set[TP], **_: Any) -> None:
         processor.forget(tp.partition for tp in revoked if tp.topic == topics.deal_changes)

@@ -16,7 +16,7 @@ import inspect
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,15 +57,32 @@ class DetectorProcessor:
     commands_topic: str = ""
     clock: Callable[[], float] = time.time
     cache_size: int = 20_000
+    rebuild_slice: float = 0.2
+    """Seconds of heap rebuilding per call at most, so that a big table does not stall the stream."""
     heaps: dict[int, DeadlineHeap] = field(default_factory=dict)
     built: set[int] = field(default_factory=set)
     cache: dict[bytes, DealState] = field(default_factory=dict)
+    scanning: set[int] = field(default_factory=set)
+    waiting: set[int] = field(default_factory=set)
+    _scan: Iterator[bytes] | None = None
+
+    @property
+    def rebuilding(self) -> set[int]:
+        """Partitions whose deadlines are still being read back from the table."""
+        return self.scanning | self.waiting
 
     async def process(self, batch: Iterable[Incoming]) -> None:
         now = self.clock()
         dirty: dict[bytes, DealState] = {}
         outgoing: list[tuple[bytes, Outcome, DealState]] = []
-        for rec in batch:
+        records = batch if isinstance(batch, list) else list(batch)
+        for rec in records:
+            p = rec.partition
+            if rec.topic == self.ticks_topic and p not in self.built and p not in self.scanning:
+                self.waiting.add(p)  # its heap is read back from the table first
+        if self.scanning or self.waiting:
+            self._rebuild_some()
+        for rec in records:
             if rec.topic == self.ticks_topic:
                 self._tick(rec.partition, now, dirty, outgoing)
             elif rec.topic == self.commands_topic:
@@ -158,8 +175,6 @@ class DetectorProcessor:
         outgoing: list[tuple[bytes, Outcome, DealState]],
     ) -> None:
         heap = self._heap(partition)
-        if partition not in self.built:
-            self._rebuild(partition, heap)
         started = time.perf_counter()
         for key in heap.pop_due(now):
             state = dirty.get(key) or self._load(key)
@@ -173,25 +188,50 @@ class DetectorProcessor:
                 heap.push(key, again)
         metrics.QUIET_CHECK_SECONDS.observe(time.perf_counter() - started)
 
-    def _rebuild(self, partition: int, heap: DeadlineHeap) -> None:
-        """After an assignment: every deal of this partition back on the heap, from the table."""
-        for key, raw in list(self.store.items()):
-            try:
-                state = DealState.decode(raw)
-            except ValueError:
-                continue
-            if state.partition != partition:
-                continue
-            due = self.detector.next_check(state)
-            if due is not None:
-                heap.push(key, due)
-        self.built.add(partition)
+    def _rebuild_some(self) -> None:
+        """After an assignment: the deals of the partitions waiting for it back on their heaps, from the table.
+
+        One pass over the table serves every partition that was waiting when it began (each state is decoded
+        once, whatever its partition); it goes on where it stopped at the next call, so that the stream keeps
+        flowing meanwhile (a deal that has an event in between is scheduled by that event as well; a deadline
+        already past fires at the next tick). Partitions assigned during a pass wait for the next one.
+        """
+        if self._scan is None:
+            if not self.waiting:
+                return
+            self.scanning, self.waiting = self.waiting, set()
+            self._scan = iter(list(self.store.keys()))
+        started = time.perf_counter()
+        scanning, store, cache = self.scanning, self.store, self.cache
+        for n, key in enumerate(self._scan, 1):
+            state = cache.get(key)
+            if state is None:
+                raw = store.get(key)
+                if raw is None:
+                    continue
+                try:
+                    state = DealState.decode(raw)
+                except ValueError:
+                    continue
+            if state.partition in scanning:
+                due = self.detector.next_check(state)
+                if due is not None:
+                    self._heap(state.partition).push(key, due)
+            if n % 512 == 0 and time.perf_counter() - started > self.rebuild_slice:
+                return
+        self.built |= scanning
+        self.scanning = set()
+        self._scan = None
 
     def forget(self, partitions: Iterable[int]) -> None:
         """Partitions moved: their heaps are rebuilt when they come back; decoded states are read afresh."""
         for p in partitions:
             self.heaps.pop(p, None)
             self.built.discard(p)
+            self.scanning.discard(p)
+            self.waiting.discard(p)
+        if not self.scanning:
+            self._scan = None
         self.cache.clear()
 
     def _heap(self, partition: int) -> DeadlineHeap:

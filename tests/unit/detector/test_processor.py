@@ -93,3 +93,39 @@ async def test_malformed_events_and_commands_go_to_dead_letters_and_the_rest_goe
     )
     assert [h["dlq.stage"] for _, h in rec.dead] == [b"detector"] * 3
     assert b"generic:D-1" in p.store
+
+
+async def test_after_an_assignment_the_deadlines_come_back_from_the_table_in_slices_while_events_flow():
+    rec, now = Recorder(), [NOW.timestamp()]
+    first = processor(rec, now)
+    deals = [f"D-{i}" for i in range(1500)]
+    for start in range(0, len(deals), 500):
+        await first.process(
+            [
+                Incoming(
+                    CHANGES, i % 2, f"generic:{d}".encode(), json.dumps(created(d, at=days_ago(90))).encode()
+                )
+                for i, d in enumerate(deals[start : start + 500], start)
+            ]
+        )
+    assert rec.interruptions == []  # no tick yet
+    # a new worker for the same table (a restart): nothing on its heaps until it reads them back
+    p = processor(rec, now)
+    p.store.update(first.store)
+    p.rebuild_slice = 0.0  # one slice of 512 states per call: the work is spread over several calls
+    now[0] += 60
+    calls = 0
+    late = Incoming(CHANGES, 0, b"generic:LATE", json.dumps(created("LATE", at=days_ago(90))).encode())
+    while True:
+        await p.process([Incoming(TICKS, 0, None, b"{}"), *([late] if calls == 1 else [])])
+        calls += 1
+        if not p.rebuilding:
+            break
+        assert calls < 10, "the rebuild never ends"
+    now[0] += 2  # past the late deal's settle grace
+    await p.process([Incoming(TICKS, 0, None, b"{}")])  # what came due during the rebuild fires now
+    assert calls >= 3
+    fired = sorted(m["deal_id"] for m in rec.interruptions)
+    assert fired == sorted(
+        [d for i, d in enumerate(deals) if i % 2 == 0] + ["LATE"]
+    )  # partition 0, once each
