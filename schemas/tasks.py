@@ -60,8 +60,14 @@ class RecoveryTask(_Model):
     checklist: list[ChecklistItem] = Field(default_factory=list)
     language: Literal["ja", "en"] = "en"
     escalated: bool = False
+    escalated_at: datetime | None = None
+    """When the task, overdue, was escalated to the manager."""
     recovered: bool | None = None
+    recovered_at: datetime | None = None
+    """When the deal came back (the detector's ``DealResumed``)."""
     first_response_at: datetime | None = None
+    """The first response: an outbound activity to the customer after the task was created, or a person's
+    first move on the task, whichever came first."""
     created_at: datetime
     updated_at: datetime
     version: Annotated[int, Field(ge=1)] = 1

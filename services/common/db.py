@@ -81,6 +81,7 @@ class TaskRow(Base):
     __table_args__ = (
         Index("ix_tasks_deal", "source", "deal_id"),
         Index("ix_tasks_created", "created_at", "id"),
+        Index("ix_tasks_escalation", "status", "escalated", "due_at"),
     )
 
 
@@ -97,6 +98,30 @@ class OutboxRow(Base):
     value: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime]
     published_at: Mapped[datetime | None] = mapped_column(index=True)
+
+
+class WebhookDeliveryRow(Base):
+    """A task message to deliver to one subscriber: attempts so far and when to try next. Delivered ones are
+    deleted; one given up on stays, with ``dead_at`` set, as its dead-letter record."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    subscriber: Mapped[str] = mapped_column(String(2000))
+    """The subscriber's URL (its secret stays in the configuration)."""
+    message_id: Mapped[str] = mapped_column(String(200))
+    key: Mapped[str] = mapped_column(String(240))
+    body: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_at: Mapped[datetime] = mapped_column(index=True)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime]
+    dead_at: Mapped[datetime | None]
+    """When the last attempt failed and the delivery was given up on (None while it is pending)."""
+
+    __table_args__ = (UniqueConstraint("message_id", "subscriber", name="uq_webhook_delivery"),)
 
 
 class ConsumedOffsetRow(Base):

@@ -26,7 +26,14 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from schemas import DealInterrupted, DealResumed, RecoveryTask
-from services.common.db import ConsumedOffsetRow, InterruptionRow, OutboxRow, TaskRow, create_schema
+from services.common.db import (
+    ConsumedOffsetRow,
+    InterruptionRow,
+    OutboxRow,
+    TaskRow,
+    WebhookDeliveryRow,
+    create_schema,
+)
 
 T = TypeVar("T")
 Recorded = Literal["created", "revised", "unchanged"]
@@ -80,6 +87,45 @@ class OutboxMessage:
     key: str
     value: str
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class NewDelivery:
+    """A message to deliver to one subscriber (by URL), under a stable message id."""
+
+    subscriber: str
+    message_id: str
+    key: str
+    body: str
+
+
+@dataclass(frozen=True)
+class PendingDelivery:
+    id: int
+    subscriber: str
+    message_id: str
+    key: str
+    body: str
+    attempts: int
+    next_at: datetime
+
+
+@dataclass(frozen=True)
+class DeadDelivery:
+    """A delivery given up on after its last attempt: the dead-letter record."""
+
+    delivery: PendingDelivery
+    last_error: str
+    dead_at: datetime
+
+
+def _delivery(row: Any) -> PendingDelivery:
+    return PendingDelivery(
+        row.id, row.subscriber, row.message_id, row.key, row.body, row.attempts, as_utc(row.next_at)
+    )
+
+
+OPEN_TASK_STATUSES = ("open", "in_progress", "snoozed")
 
 
 def as_utc(value: datetime) -> datetime:
@@ -269,6 +315,15 @@ class StoreTransaction:
         )
         return _changed(self.conn, stmt.returning(TaskRow.id))
 
+    def open_tasks_for_deals(self, deal_keys: Sequence[str]) -> list[RecoveryTask]:
+        """The tasks not yet done or dismissed of these deals (one indexed lookup by deal key)."""
+        if not deal_keys:
+            return []
+        stmt = select(TaskRow.body).where(
+            TaskRow.deal_key.in_(list(deal_keys)), TaskRow.status.in_(OPEN_TASK_STATUSES)
+        )
+        return [_task(r) for r in self.conn.execute(stmt).all()]
+
     def append_outbox(self, topic: str, key: str, value: str, now: datetime) -> None:
         self.conn.execute(
             insert_for(self.conn, OutboxRow).values(
@@ -392,10 +447,118 @@ class SqlAlchemyStore:
             rows = conn.execute(stmt).all()
         return [OutboxMessage(r.seq, r.topic, r.key, r.value, as_utc(r.created_at)) for r in rows]
 
-    def mark_published(self, seqs: Sequence[int], now: datetime) -> None:
+    def mark_published(
+        self, seqs: Sequence[int], now: datetime, deliveries: Sequence[NewDelivery] = ()
+    ) -> None:
+        """Mark the messages published and, in the same transaction, queue their deliveries to subscribers
+        (insert-or-ignore by message id and subscriber, so a message published twice is delivered once)."""
         with self.engine.begin() as conn:
             conn.execute(
                 update(OutboxRow).where(OutboxRow.seq.in_(list(seqs))).values(published_at=as_utc(now))
+            )
+            for d in deliveries:
+                stmt = insert_for(conn, WebhookDeliveryRow).values(
+                    subscriber=d.subscriber,
+                    message_id=d.message_id,
+                    key=d.key,
+                    body=d.body,
+                    attempts=0,
+                    next_at=as_utc(now),
+                    created_at=as_utc(now),
+                )
+                conn.execute(stmt.on_conflict_do_nothing())
+
+    def overdue_tasks(
+        self, now: datetime, limit: int = 200, after: tuple[datetime, str] | None = None
+    ) -> list[RecoveryTask]:
+        """Not escalated, not done or dismissed, due at or before ``now``; by ``(due_at, id)``, after
+        ``after``. Uses the index on (status, escalated, due_at)."""
+        t = TaskRow
+        conds: list[Any] = [t.status.in_(OPEN_TASK_STATUSES), t.escalated.is_(False), t.due_at <= as_utc(now)]
+        if after is not None:
+            at, last_id = after
+            conds.append(or_(t.due_at > as_utc(at), and_(t.due_at == as_utc(at), t.id > last_id)))
+        stmt = select(t.body).where(*conds).order_by(t.due_at, t.id).limit(limit)
+        with self.engine.connect() as conn:
+            return [_task(r) for r in conn.execute(stmt).all()]
+
+    def due_deliveries(self, now: datetime, limit: int = 100) -> list[PendingDelivery]:
+        """Pending deliveries whose next try is due at ``now``, the longest waiting first."""
+        d = WebhookDeliveryRow
+        stmt = (
+            select(d)
+            .where(d.dead_at.is_(None), d.next_at <= as_utc(now))
+            .order_by(d.next_at, d.id)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [_delivery(r) for r in conn.execute(stmt).all()]
+
+    def claim_delivery(self, delivery: PendingDelivery, now: datetime, until: datetime) -> bool:
+        """Take a due delivery for one try: its next try moves to ``until``, so that another worker (or this
+        one after a crash mid-try) takes it only once that has passed. False when someone else took it first,
+        or it changed since it was read."""
+        d = WebhookDeliveryRow
+        stmt = (
+            update(d)
+            .where(
+                d.id == delivery.id,
+                d.attempts == delivery.attempts,
+                d.dead_at.is_(None),
+                d.next_at <= as_utc(now),
+            )
+            .values(next_at=as_utc(until))
+        )
+        with self.engine.begin() as conn:
+            return _changed(conn, stmt.returning(d.id))
+
+    def release_delivery(self, delivery: PendingDelivery, now: datetime) -> None:
+        """Give back a claimed delivery whose try was cut short (the worker is stopping): due again at
+        ``now``, its attempts unchanged, unless the try's result was recorded meanwhile."""
+        d = WebhookDeliveryRow
+        stmt = (
+            update(d)
+            .where(d.id == delivery.id, d.attempts == delivery.attempts, d.dead_at.is_(None))
+            .values(next_at=as_utc(now))
+        )
+        with self.engine.begin() as conn:
+            conn.execute(stmt)
+
+    def next_delivery_at(self) -> datetime | None:
+        """When the next pending delivery is due (None when none is pending)."""
+        d = WebhookDeliveryRow
+        with self.engine.connect() as conn:
+            at = conn.execute(select(func.min(d.next_at)).where(d.dead_at.is_(None))).scalar()
+        return as_utc(at) if at else None
+
+    def bury_delivery(self, delivery_id: int, attempts: int, error: str, now: datetime) -> None:
+        """The last attempt failed: keep the delivery as a dead-letter record, never tried again."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(WebhookDeliveryRow)
+                .where(WebhookDeliveryRow.id == delivery_id)
+                .values(attempts=attempts, last_error=error[:500], dead_at=as_utc(now))
+            )
+
+    def dead_deliveries(self, limit: int = 100) -> list[DeadDelivery]:
+        """The deliveries given up on, the latest first."""
+        d = WebhookDeliveryRow
+        stmt = select(d).where(d.dead_at.is_not(None)).order_by(d.dead_at.desc(), d.id.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            rows = conn.execute(stmt).all()
+        return [DeadDelivery(_delivery(r), r.last_error or "", as_utc(r.dead_at)) for r in rows]
+
+    def finish_delivery(self, delivery_id: int) -> None:
+        """Delivered (or meant for a subscriber no longer configured): forget it."""
+        with self.engine.begin() as conn:
+            conn.execute(delete(WebhookDeliveryRow).where(WebhookDeliveryRow.id == delivery_id))
+
+    def retry_delivery(self, delivery_id: int, attempts: int, next_at: datetime, error: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(WebhookDeliveryRow)
+                .where(WebhookDeliveryRow.id == delivery_id)
+                .values(attempts=attempts, next_at=as_utc(next_at), last_error=error[:500])
             )
 
     def outbox_backlog(self) -> tuple[int, datetime | None]:

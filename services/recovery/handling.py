@@ -12,6 +12,7 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from schemas import (
+    DealChanged,
     DealInterrupted,
     DealResumed,
     InterruptionMessage,
@@ -19,7 +20,7 @@ from schemas import (
     RecoveryTaskUpdated,
 )
 from services.common.repositories import SqlAlchemyStore, StoreTransaction, storage_problem
-from services.recovery.domain.lifecycle import mark_recovered, revise_task
+from services.recovery.domain.lifecycle import mark_recovered, record_first_response, revise_task
 from services.recovery.domain.playbooks import TaskPolicy, build_task
 from services.recovery.metrics import TASKS_CREATED, TASKS_UPDATED
 
@@ -55,6 +56,21 @@ def decode(value: bytes | None) -> Message | str:
     return message
 
 
+def decode_response(value: bytes | None) -> DealChanged | None:
+    """The change event when it is an outbound activity (a response to the customer), else None. Cheap for
+    the many events that are not: a byte check before any parsing. Undecodable ones are the detector's to
+    dead-letter; here they are skipped."""
+    if not value or b"outbound" not in value or b"activity.logged" not in value:
+        return None
+    try:
+        change = DealChanged.model_validate_json(value)
+    except ValidationError:
+        return None
+    if change.type != "activity.logged" or change.activity is None or change.activity.direction != "outbound":
+        return None
+    return change
+
+
 def is_transient(exc: BaseException) -> bool:
     """A database that is down or busy, as opposed to one that refuses this data."""
     return isinstance(exc, OperationalError | InterfaceError) or bool(
@@ -70,25 +86,55 @@ class Recorder:
     group_id: str
 
     def store_batch(
-        self, messages: Sequence[Message], offsets: Mapping[tuple[str, int], int], now: datetime
+        self,
+        messages: Sequence[Message],
+        offsets: Mapping[tuple[str, int], int],
+        now: datetime,
+        responses: Sequence[DealChanged] = (),
     ) -> Outcome:
-        """All in one transaction; if the database refuses a message, each alone, and report the refused."""
+        """All in one transaction; if the database refuses a message, each alone, and report the refused.
+        ``responses`` (outbound activities) are applied after the messages, with the offsets."""
         outcome = Outcome()
         try:
             with self.store.transaction() as tx:
                 for message in messages:
                     outcome.events += self._apply(tx, message, now)
+                outcome.events += self._responded(tx, responses, now)
                 tx.save_offsets(self.group_id, offsets)
         except Exception as exc:
             if is_transient(exc):
                 raise
             log.warning("recovery: batch refused (%s); storing its messages one by one", type(exc).__name__)
-            outcome = self._store_one_by_one(messages, offsets, now)
+            outcome = self._store_one_by_one(messages, offsets, now, responses)
         _count(outcome)
         return outcome
 
+    def _responded(
+        self, tx: StoreTransaction, responses: Sequence[DealChanged], now: datetime
+    ) -> list[TaskEvent]:
+        """First responses: one lookup for the batch's deals; most find no open task."""
+        if not responses:
+            return []
+        tasks = {t.id: t for t in tx.open_tasks_for_deals(sorted({r.key for r in responses}))}
+        events: list[TaskEvent] = []
+        for response in sorted(responses, key=lambda r: r.occurred_at):
+            for task_id, task in tasks.items():
+                if task.deal_key != response.key:
+                    continue
+                answered = record_first_response(task, response.occurred_at, now)
+                if answered and tx.update_task(answered, task.version):
+                    tasks[task_id] = answered
+                    events.append(
+                        self._publish(tx, RecoveryTaskUpdated(change="first_response", task=answered), now)
+                    )
+        return events
+
     def _store_one_by_one(
-        self, messages: Sequence[Message], offsets: Mapping[tuple[str, int], int], now: datetime
+        self,
+        messages: Sequence[Message],
+        offsets: Mapping[tuple[str, int], int],
+        now: datetime,
+        responses: Sequence[DealChanged] = (),
     ) -> Outcome:
         outcome = Outcome()
         for position, message in enumerate(messages):
@@ -104,6 +150,7 @@ class Recorder:
                 log.warning("the database refused a message at batch position %d: %s", position, reason)
                 outcome.rejected.append((position, reason))
         with self.store.transaction() as tx:
+            outcome.events += self._responded(tx, responses, now)
             tx.save_offsets(self.group_id, offsets)
         return outcome
 
@@ -125,7 +172,7 @@ class Recorder:
     def _resume(self, tx: StoreTransaction, message: DealResumed, now: datetime) -> list[TaskEvent]:
         tx.mark_resumed(message)
         stored = tx.task_for_interruption(message.interruption_id)
-        recovered = mark_recovered(stored, now) if stored else None
+        recovered = mark_recovered(stored, now, at=message.occurred_at) if stored else None
         if stored and recovered and tx.update_task(recovered, stored.version):
             return [self._publish(tx, RecoveryTaskUpdated(change="recovered", task=recovered), now)]
         return []

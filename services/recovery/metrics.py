@@ -24,3 +24,9 @@ OUTBOX_LAG = Gauge(
     "Age of the oldest outbox message waiting to be published",
     multiprocess_mode="livemax",
 )
+ESCALATION_PASSES = Counter(
+    "dealwatch_escalation_passes", "Checks for overdue tasks the recovery worker made"
+)
+WEBHOOK_DELIVERIES = Counter(
+    "dealwatch_webhook_deliveries", "Task message deliveries to subscribers, by outcome", ["outcome"]
+)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from aiokafka import AIOKafkaProducer
@@ -17,7 +17,8 @@ from aiokafka.errors import KafkaError
 from sqlalchemy.exc import DBAPIError
 
 from services.common.broker import utc_now
-from services.common.repositories import SqlAlchemyStore
+from services.common.repositories import NewDelivery, OutboxMessage, SqlAlchemyStore
+from services.recovery.domain.delivery import message_id
 from services.recovery.metrics import OUTBOX_LAG, OUTBOX_PENDING, OUTBOX_PUBLISHED
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,15 @@ class OutboxRelay:
         batch_size: int = 500,
         keep_published: timedelta = timedelta(days=1),
         clock: Callable[[], datetime] = utc_now,
+        tasks_topic: str | None = None,
+        subscribers: Sequence[str] = (),
+        delivered: asyncio.Event | None = None,
     ) -> None:
+        """``subscribers`` (URLs) get every published message of ``tasks_topic`` through the delivery queue;
+        ``delivered`` is set when deliveries were queued."""
+        self.tasks_topic = tasks_topic
+        self.subscribers = list(subscribers)
+        self.delivered = delivered
         self.store = store
         self.producer = producer
         self.wake = wake
@@ -81,9 +90,22 @@ class OutboxRelay:
         OUTBOX_LAG.set(max(0.0, (self.clock() - messages[0].created_at).total_seconds()))
         acks = [await self.producer.send(m.topic, m.value.encode(), key=m.key.encode()) for m in messages]
         await asyncio.gather(*acks)
-        await asyncio.to_thread(self.store.mark_published, [m.seq for m in messages], self.clock())
+        deliveries = self.deliveries(messages)
+        await asyncio.to_thread(
+            self.store.mark_published, [m.seq for m in messages], self.clock(), deliveries
+        )
+        if deliveries and self.delivered is not None:
+            self.delivered.set()
         OUTBOX_PUBLISHED.inc(len(messages))
         return len(messages)
+
+    def deliveries(self, messages: Sequence[OutboxMessage]) -> list[NewDelivery]:
+        return [
+            NewDelivery(url, message_id(m.value, f"msg_outbox_{m.seq}"), m.key, m.value)
+            for m in messages
+            if m.topic == self.tasks_topic
+            for url in self.subscribers
+        ]
 
     async def prune(self) -> None:
         """Now and then, forget messages published long ago."""

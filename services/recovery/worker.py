@@ -1,9 +1,12 @@
 """``dealwatch worker recovery``: interruptions in, recovery tasks stored and published through the outbox.
 
-For each batch: decode (what does not validate goes to the dead-letter topic), store the interruptions, their
-tasks, the outbox messages and the consumed offsets in one transaction, then commit the offsets to the broker
-and wake the relay. Offsets stored in the database win on (re)assignment, so a crash between the two commits
-reprocesses nothing, and reprocessing would create nothing anyway (ids are deterministic).
+It reads the interruptions and, read-only, the change events (for first responses: outbound activities on
+deals with an open task). For each batch: decode (what does not validate goes to the dead-letter topic),
+store the interruptions, their tasks, the outbox messages and the consumed offsets in one transaction, then
+commit the offsets to the broker and wake the relay. Offsets stored in the database win on (re)assignment, so a
+crash between the two commits reprocesses nothing, and reprocessing would create nothing anyway (ids are
+deterministic). Beside the consumer run the outbox relay, the periodic escalation of overdue tasks and the
+delivery of task messages to webhook subscribers.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias
@@ -20,17 +24,23 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
 from sqlalchemy.exc import DBAPIError
 
+from schemas import DealChanged
 from schemas.topics import Topics
 from services.common.broker import dlq_headers, ensure_topics, make_producer, utc_now
 from services.common.db import make_engine
+from services.common.metrics import EVENTS_IN
 from services.common.repositories import SqlAlchemyStore
 from services.common.settings import Settings
-from services.recovery.handling import Message, Outcome, Recorder, decode, is_transient
+from services.recovery.consumer_group import leave_group
+from services.recovery.escalation import Escalator, escalate_overdue_tasks
+from services.recovery.handling import Message, Outcome, Recorder, decode, decode_response, is_transient
 from services.recovery.metrics import INTERRUPTIONS_CONSUMED
 from services.recovery.policy import task_policy
 from services.recovery.relay import OutboxRelay, wait_any
+from services.recovery.subscribers import Deliverer, subscriber_urls
 
 GROUP_ID = "dealwatch-recovery"
+"""The consumer group's name; :func:`group_id` puts the topic prefix in front of it."""
 log = logging.getLogger(__name__)
 Record: TypeAlias = Any
 """aiokafka's ``ConsumerRecord`` (the library has no type information)."""
@@ -65,7 +75,13 @@ class BatchHandler:
     async def handle(self, records: Sequence[Record]) -> None:
         messages: list[tuple[Record, Message]] = []
         rejected: list[tuple[Record, str]] = []
+        responses: list[DealChanged] = []
         for record in records:
+            if record.topic == self.topics.deal_changes:
+                response = decode_response(record.value)
+                if response is not None:
+                    responses.append(response)
+                continue
             decoded = decode(record.value)
             if isinstance(decoded, str):
                 rejected.append((record, decoded))
@@ -73,21 +89,30 @@ class BatchHandler:
                 messages.append((record, decoded))
         await self.dead_letter(rejected)
         offsets = _next_offsets(records)
-        outcome = await self.store([m for _, m in messages], offsets)
+        outcome = await self.store([m for _, m in messages], offsets, responses)
         if outcome is None:
             return
         await self.dead_letter([(messages[i][0], reason) for i, reason in outcome.rejected])
         if outcome.events:
             self.wake.set()
         _count(messages, len(rejected) + len(outcome.rejected))
+        for topic, n in Counter(r.topic for r in records).items():
+            EVENTS_IN.labels("recovery", topic).inc(n)
         await self.commit(offsets)
 
-    async def store(self, messages: list[Message], offsets: dict[tuple[str, int], int]) -> Outcome | None:
+    async def store(
+        self,
+        messages: list[Message],
+        offsets: dict[tuple[str, int], int],
+        responses: Sequence[DealChanged] = (),
+    ) -> Outcome | None:
         """Store, retrying while the database is unreachable; None when stopped first."""
         failures = 0
         while not self.stop.is_set():
             try:
-                return await asyncio.to_thread(self.recorder.store_batch, messages, offsets, utc_now())
+                return await asyncio.to_thread(
+                    self.recorder.store_batch, messages, offsets, utc_now(), responses
+                )
             except DBAPIError as exc:
                 if not is_transient(exc):
                     raise
@@ -137,11 +162,18 @@ def _count(messages: Sequence[tuple[Record, Message]], dead_lettered: int) -> No
         INTERRUPTIONS_CONSUMED.labels(event="unknown", outcome="dead_lettered").inc(dead_lettered)
 
 
-def _consumer(settings: Settings, bootstrap: str, group_id: str) -> AIOKafkaConsumer:
+def group_id(topics: Topics) -> str:
+    """The consumer group of the worker reading ``topics``: the topic prefix, then :data:`GROUP_ID` (as the
+    detector names its own). Deployments, or tests, that share a cluster under different topic prefixes then
+    never land in one group, where one's restarts would stall the other's rebalances."""
+    return f"{topics.prefix}{GROUP_ID}"
+
+
+def _consumer(settings: Settings, bootstrap: str, group: str) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
-        group_id=group_id,
-        client_id=group_id,
+        group_id=group,
+        client_id=group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_poll_records=500,
@@ -169,6 +201,13 @@ async def consume(consumer: AIOKafkaConsumer, handler: BatchHandler, stop: async
             await wait_any(stop, timeout=min(0.2 * 2**failures, 5.0))
 
 
+async def start_and_consume(consumer: AIOKafkaConsumer, handler: BatchHandler, stop: asyncio.Event) -> None:
+    """Join the group (which can take a while after a rebalance) and consume; the relay, the escalation check
+    and the deliveries run meanwhile, as they do not depend on the group."""
+    await consumer.start()
+    await consume(consumer, handler, stop)
+
+
 async def run(settings: Settings, topics: Topics | None = None, stop: asyncio.Event | None = None) -> None:
     """Until ``stop`` is set or the task is cancelled."""
     topics = topics or Topics(prefix=settings.topic_prefix)
@@ -178,26 +217,45 @@ async def run(settings: Settings, topics: Topics | None = None, stop: asyncio.Ev
         raise RuntimeError("the recovery worker needs DEALWATCH_KAFKA_BOOTSTRAP")
     await ensure_topics(
         bootstrap,
-        [topics.interruptions, topics.recovery_tasks, topics.dead_letters],
+        [topics.interruptions, topics.deal_changes, topics.recovery_tasks, topics.dead_letters],
         settings.topic_partitions,
         settings.topic_replication,
     )
     engine = make_engine(settings.database_url)
     store = SqlAlchemyStore(engine)
+    group = group_id(topics)
     producer = make_producer(bootstrap, idempotent=settings.idempotent_producer, client_id=GROUP_ID)
-    consumer = _consumer(settings, bootstrap, GROUP_ID)
+    consumer = _consumer(settings, bootstrap, group)
     try:
         await asyncio.to_thread(store.create_schema)
-        recorder = Recorder(store, task_policy(settings), topics.recovery_tasks, GROUP_ID)
+        recorder = Recorder(store, task_policy(settings), topics.recovery_tasks, group)
         await producer.start()
-        consumer.subscribe([topics.interruptions], listener=SeekToStoredOffsets(consumer, store, GROUP_ID))
-        await consumer.start()
-        wake = asyncio.Event()
+        consumer.subscribe(
+            [topics.interruptions, topics.deal_changes],
+            listener=SeekToStoredOffsets(consumer, store, group),
+        )
+        wake, delivered = asyncio.Event(), asyncio.Event()
         handler = BatchHandler(consumer, producer, recorder, topics, wake, stop)
+        relay = OutboxRelay(
+            store,
+            producer,
+            wake,
+            tasks_topic=topics.recovery_tasks,
+            subscribers=subscriber_urls(settings.subscribers),
+            delivered=delivered,
+        )
+        escalator = Escalator(store, dict(settings.managers), topics.recovery_tasks)
+        deliverer = Deliverer(store, producer, settings, topics.dead_letters)
         await _until_stopped(
-            stop, consume(consumer, handler, stop), OutboxRelay(store, producer, wake).run(stop)
+            stop,
+            start_and_consume(consumer, handler, stop),
+            relay.run(stop),
+            escalate_overdue_tasks(escalator, wake, stop, settings.escalation_interval_seconds),
+            deliverer.run(delivered, stop),
         )
     finally:
+        with contextlib.suppress(Exception):
+            await leave_group(consumer)
         with contextlib.suppress(Exception):
             await consumer.stop()
         with contextlib.suppress(Exception):

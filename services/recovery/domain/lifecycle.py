@@ -7,11 +7,21 @@ from datetime import datetime
 from schemas import RecoveryTask
 
 
-def mark_recovered(task: RecoveryTask, now: datetime) -> RecoveryTask | None:
-    """The deal resumed: the task records that it was recovered. None when it already says so."""
+def mark_recovered(task: RecoveryTask, now: datetime, at: datetime | None = None) -> RecoveryTask | None:
+    """The deal resumed (at ``at``, default ``now``): the task records the outcome. None when it already
+    says so."""
     if task.recovered:
         return None
-    return task.model_copy(update={"recovered": True, "updated_at": now, "version": task.version + 1})
+    update = {"recovered": True, "recovered_at": at or now, "updated_at": now, "version": task.version + 1}
+    return task.model_copy(update=update)
+
+
+def record_first_response(task: RecoveryTask, at: datetime, now: datetime) -> RecoveryTask | None:
+    """An outbound activity at ``at`` on the task's deal: the first response, when the task is still open,
+    was created before ``at`` and has none yet. None otherwise."""
+    if task.first_response_at is not None or task.status in ("done", "dismissed") or at <= task.created_at:
+        return None
+    return task.model_copy(update={"first_response_at": at, "updated_at": now, "version": task.version + 1})
 
 
 def revise_task(task: RecoveryTask, fresh: RecoveryTask, now: datetime) -> RecoveryTask | None:

@@ -5,20 +5,21 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
 from prometheus_client import REGISTRY
 
-from schemas import RecoveryTask, RecoveryTaskCreated, Topics
+from schemas import DealInterrupted, RecoveryTask, RecoveryTaskCreated, Topics
 from services.common.db import make_engine
 from services.common.repositories import SqlAlchemyStore, TaskFilter
 from services.common.settings import Settings
-from services.recovery.worker import GROUP_ID, run
+from services.recovery.worker import group_id, run
 from tests.conftest import eventually
 from tests.helpers import read_topic
-from tests.unit.recovery.factories import NOW, interruption, resumed
+from tests.unit.recovery.factories import interruption, resumed
 
 pytestmark = pytest.mark.integration
 
@@ -66,6 +67,11 @@ async def send(producer: AIOKafkaProducer, topic: str, message: Any, key: str = 
     await producer.send_and_wait(topic, value, key=key.encode())
 
 
+def recent(**kwargs: Any) -> DealInterrupted:
+    """An interruption detected now, so that its task is not overdue (and not escalated) during the test."""
+    return interruption(detected_at=datetime.now(UTC), **kwargs)
+
+
 def tasks(store: SqlAlchemyStore) -> list[RecoveryTask]:
     return store.list_tasks(TaskFilter(), limit=500).items
 
@@ -86,7 +92,7 @@ async def test_a_thrice_delivered_interruption_and_a_garbage_message_give_one_ta
     worker: Callable[[], Any],
 ) -> None:
     created_before = tasks_created_metric()
-    i = interruption()
+    i = recent()
     for _ in range(3):
         await send(producer, created_topics.interruptions, i)
     await send(producer, created_topics.interruptions, b'{"event": "DealInterrupted", "id": 42')
@@ -96,7 +102,9 @@ async def test_a_thrice_delivered_interruption_and_a_garbage_message_give_one_ta
         return await task_messages(broker_bootstrap, created_topics.recovery_tasks)
 
     async def all_consumed() -> bool:
-        offsets = await asyncio.to_thread(store.load_offsets, GROUP_ID, [created_topics.interruptions])
+        offsets = await asyncio.to_thread(
+            store.load_offsets, group_id(created_topics), [created_topics.interruptions]
+        )
         return sum(offsets.values()) == 4
 
     await eventually(all_consumed, what="the worker storing all four messages")
@@ -116,14 +124,14 @@ async def test_a_thrice_delivered_interruption_and_a_garbage_message_give_one_ta
     assert tasks_created_metric() == created_before + 1
 
 
-async def test_a_restarted_worker_creates_nothing_new(
+async def test_a_restarted_worker_creates_nothing_new_for_what_it_read_before_or_reads_again(
     broker_bootstrap: str,
     created_topics: Topics,
     producer: AIOKafkaProducer,
     store: SqlAlchemyStore,
     worker: Callable[[], Any],
 ) -> None:
-    first = interruption(deal_id="D-1")
+    first = recent(deal_id="D-1")
     await send(producer, created_topics.interruptions, first, key=first.deal_key)
     await send(producer, created_topics.interruptions, b"not json", key=first.deal_key)
     stop, task = await worker()
@@ -135,7 +143,8 @@ async def test_a_restarted_worker_creates_nothing_new(
     await asyncio.wait_for(task, timeout=30)
 
     await worker()
-    sentinel = interruption(deal_id="D-1", kind="stalled")  # same key: same partition, read after the others
+    await send(producer, created_topics.interruptions, first, key=first.deal_key)  # the detector again
+    sentinel = recent(deal_id="D-1", kind="stalled")  # same key: same partition, read after the others
     await send(producer, created_topics.interruptions, sentinel, key=sentinel.deal_key)
 
     async def both_published() -> list[dict[str, Any]] | None:
@@ -155,7 +164,7 @@ async def test_a_resumed_deal_marks_its_task_recovered_and_publishes_the_update(
     store: SqlAlchemyStore,
     worker: Callable[[], Any],
 ) -> None:
-    i = interruption()
+    i = recent()
     await send(producer, created_topics.interruptions, i)
     await send(producer, created_topics.interruptions, resumed(i))
     await send(producer, created_topics.interruptions, resumed(i))
@@ -182,8 +191,8 @@ async def test_a_revised_cause_updates_the_task_instead_of_adding_one(
     store: SqlAlchemyStore,
     worker: Callable[[], Any],
 ) -> None:
-    await send(producer, created_topics.interruptions, interruption(cause="unknown"))
-    await send(producer, created_topics.interruptions, interruption(cause="budget", revision=1))
+    await send(producer, created_topics.interruptions, recent(cause="unknown"))
+    await send(producer, created_topics.interruptions, recent(cause="budget", revision=1))
     await worker()
 
     async def revised() -> list[RecoveryTask] | None:
@@ -204,14 +213,15 @@ async def test_outbox_messages_left_unpublished_by_a_crash_are_published_on_star
 ) -> None:
     from services.recovery.domain.playbooks import TaskPolicy, build_task, load_playbooks
 
-    task = build_task(interruption(), NOW, TaskPolicy(load_playbooks()))
+    now = datetime.now(UTC)
+    task = build_task(recent(), now, TaskPolicy(load_playbooks()))
     with store.transaction() as tx:
         tx.create_task(task)
         tx.append_outbox(
             created_topics.recovery_tasks,
             task.deal_key,
             RecoveryTaskCreated(task=task).model_dump_json(),
-            NOW,
+            now,
         )
     await worker()
     messages = await eventually(
