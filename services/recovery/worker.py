@@ -27,11 +27,11 @@ from sqlalchemy.exc import DBAPIError
 from schemas import DealChanged
 from schemas.topics import Topics
 from services.common.broker import dlq_headers, ensure_topics, make_producer, utc_now
+from services.common.consumer_group import leave_group
 from services.common.db import make_engine
 from services.common.metrics import EVENTS_IN
 from services.common.repositories import SqlAlchemyStore
 from services.common.settings import Settings
-from services.recovery.consumer_group import leave_group
 from services.recovery.escalation import Escalator, escalate_overdue_tasks
 from services.recovery.handling import Message, Outcome, Recorder, decode, decode_response, is_transient
 from services.recovery.metrics import INTERRUPTIONS_CONSUMED

@@ -26,6 +26,7 @@ from sqlalchemy.exc import DBAPIError
 
 from schemas import InterruptionMessage, TaskMessage, Topics
 from services.common.broker import ensure_topics
+from services.common.consumer_group import leave_group
 from services.common.db import make_engine
 from services.common.metrics import EVENTS_IN, label, reason_class
 from services.common.settings import Settings
@@ -228,7 +229,7 @@ async def run(settings: Settings, topics: Topics | None = None, stop: asyncio.Ev
     store = SqlAlchemyStatsStore(engine)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap,
-        group_id=GROUP_ID,
+        group_id=f"{topics.prefix}{GROUP_ID}",  # as the detector and the recovery worker name theirs
         client_id=GROUP_ID,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
@@ -254,6 +255,8 @@ async def run(settings: Settings, topics: Topics | None = None, stop: asyncio.Ev
                 task.cancel()
             await asyncio.gather(loop, stopped, return_exceptions=True)
     finally:
+        with contextlib.suppress(Exception):
+            await leave_group(consumer)
         with contextlib.suppress(Exception):
             await consumer.stop()
         engine.dispose()

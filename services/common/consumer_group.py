@@ -33,4 +33,4 @@ async def leave_group(consumer: AIOKafkaConsumer) -> None:
     try:
         await send(LeaveGroupRequest(coordinator.group_id, member_id))
     except KafkaError as exc:
-        log.info("recovery: could not leave the consumer group (%s); its session will expire", exc)
+        log.info("could not leave the consumer group (%s); its session will expire", exc)
