@@ -726,6 +726,25 @@ def profile_figures(sizes: dict[str, int]) -> None:
     print_profile(stats, n, "tottime", 10, "the same, by own time")
 
 
+def webhook_figures(quick: bool) -> None:
+    """The webhook load figures, from bench/webhook_load.py in a process of its own (it prints its own lines,
+    and ``name=error`` for the figures of a section that failed)."""
+    cmd = [sys.executable, str(HERE / "webhook_load.py"), *(["--quick"] if quick else [])]
+    proc = subprocess.Popen(cmd, cwd=ROOT)
+    try:
+        code = proc.wait()
+    finally:
+        if proc.poll() is None:  # stopped from outside: let it stop its own broker and `dealwatch up`
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+    if code != 0:
+        raise RuntimeError(f"bench/webhook_load.py exited with {code}")
+
+
 # ============================================================================================== main
 
 
@@ -734,8 +753,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller sizes; finishes within five minutes")
     parser.add_argument(
         "--only",
-        default="stream,restart,quiet,memory,replay,profile",
-        help="comma-separated sections (for development)",
+        default="stream,restart,quiet,memory,replay,profile,webhook",
+        help="comma-separated sections (for development); webhook runs bench/webhook_load.py",
     )
     parser.add_argument(
         "--profile-worker",
@@ -806,6 +825,7 @@ def main() -> None:
         section("memory", ["bytes_per_deal"], lambda: memory_figures(sizes))
         section("replay", ["replay_over_json_parse"], replay_section)
         section("profile", [], lambda: profile_figures(sizes))
+        section("webhook", [], lambda: webhook_figures(args.quick))
     finally:
         if broker is not None:
             broker.stop()
