@@ -14,7 +14,7 @@ import binascii
 import json
 import random
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -174,6 +174,30 @@ def insert_for(conn: Connection, table: Any) -> Any:
     raise NotImplementedError(f"no insert-or-ignore for the {conn.dialect.name} dialect")
 
 
+_PREPARED: dict[tuple[str, str], Any] = {}
+
+
+def _prepared(conn: Connection, name: str, build: Callable[[Connection, Any], Any], table: Any) -> Any:
+    """A statement built once per dialect, its values given at execution: SQLAlchemy then compiles it once and
+    reuses it, instead of building and compiling a statement with the row's values inlined for every row."""
+    key = (conn.dialect.name, name)
+    stmt = _PREPARED.get(key)
+    if stmt is None:
+        stmt = _PREPARED[key] = build(conn, table)
+    return stmt
+
+
+def _insert_or_ignore(conn: Connection, table: Any) -> Any:
+    return insert_for(conn, table).on_conflict_do_nothing().returning(table.id)
+
+
+def _upsert_offset(conn: Connection, table: Any) -> Any:
+    stmt = insert_for(conn, table)
+    return stmt.on_conflict_do_update(
+        index_elements=["group_id", "topic", "partition"], set_={"next_offset": stmt.excluded.next_offset}
+    )
+
+
 def ensure_schema(engine: Engine, attempts: int = 6) -> None:
     """Create the missing tables. Services starting together may race to create the same table; the loser
     tries again after a short, growing, jittered pause, and then finds it there."""
@@ -262,8 +286,8 @@ class StoreTransaction:
     def record_interruption(self, interruption: DealInterrupted) -> Recorded:
         """Insert-or-ignore by id; a higher ``revision`` replaces the stored verdict (not its status)."""
         values = _interruption_values(interruption)
-        stmt = insert_for(self.conn, InterruptionRow).values(id=interruption.id, status="open", **values)
-        if _changed(self.conn, stmt.on_conflict_do_nothing().returning(InterruptionRow.id)):
+        stmt = _prepared(self.conn, "insert-interruption", _insert_or_ignore, InterruptionRow)
+        if self.conn.execute(stmt, {"id": interruption.id, "status": "open", **values}).first() is not None:
             return "created"
         revised = (
             update(InterruptionRow)
@@ -285,16 +309,17 @@ class StoreTransaction:
 
     def create_task(self, task: RecoveryTask) -> bool:
         """Insert-or-ignore: one task per interruption. True when this call created it."""
-        stmt = insert_for(self.conn, TaskRow).values(
-            id=task.id,
-            interruption_id=task.interruption_id,
-            deal_key=task.deal_key,
-            source=task.source,
-            deal_id=task.deal_id,
-            created_at=as_utc(task.created_at),
+        params = {
+            "id": task.id,
+            "interruption_id": task.interruption_id,
+            "deal_key": task.deal_key,
+            "source": task.source,
+            "deal_id": task.deal_id,
+            "created_at": as_utc(task.created_at),
             **_task_values(task),
-        )
-        return _changed(self.conn, stmt.on_conflict_do_nothing().returning(TaskRow.id))
+        }
+        stmt = _prepared(self.conn, "insert-task", _insert_or_ignore, TaskRow)
+        return self.conn.execute(stmt, params).first() is not None
 
     def get_task(self, task_id: str) -> RecoveryTask | None:
         row = self.conn.execute(select(TaskRow.body).where(TaskRow.id == task_id)).first()
@@ -326,9 +351,8 @@ class StoreTransaction:
 
     def append_outbox(self, topic: str, key: str, value: str, now: datetime) -> None:
         self.conn.execute(
-            insert_for(self.conn, OutboxRow).values(
-                topic=topic, key=key, value=value, created_at=as_utc(now), published_at=None
-            )
+            _prepared(self.conn, "insert-outbox", insert_for, OutboxRow),
+            {"topic": topic, "key": key, "value": value, "created_at": as_utc(now), "published_at": None},
         )
 
     def save_offsets(self, group_id: str, offsets: Mapping[tuple[str, int], int]) -> None:
@@ -337,15 +361,12 @@ class StoreTransaction:
 
 def save_offsets(conn: Connection, group_id: str, offsets: Mapping[tuple[str, int], int]) -> None:
     """The next offset to read per (topic, partition), stored in the transaction of the results."""
-    for (topic, partition), next_offset in offsets.items():
-        stmt = insert_for(conn, ConsumedOffsetRow).values(
-            group_id=group_id, topic=topic, partition=partition, next_offset=next_offset
-        )
-        conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["group_id", "topic", "partition"], set_={"next_offset": next_offset}
-            )
-        )
+    rows = [
+        {"group_id": group_id, "topic": topic, "partition": partition, "next_offset": next_offset}
+        for (topic, partition), next_offset in offsets.items()
+    ]
+    if rows:
+        conn.execute(_prepared(conn, "upsert-offset", _upsert_offset, ConsumedOffsetRow), rows)
 
 
 def load_offsets(conn: Connection, group_id: str, topics: Sequence[str]) -> dict[tuple[str, int], int]:
