@@ -178,6 +178,9 @@ class Settings(BaseSettings):
     heartbeat_interval: float = 1.0
     standby_replicas: int = 0
     detector_batch_size: int = 500
+    fetch_max_wait_ms: int = Field(default=50, ge=1, le=5000)
+    """How long a consumer's fetch may wait at the broker for new records: the most an event waits to be read
+    when the broker does not wake waiting fetches (the embedded one); each idle consumer asks that often."""
     detector_state_cache: int = 20_000
     """How many recently seen deals the detector also keeps decoded in memory (0: none; each costs ~2 KB)."""
     stage_order: list[str] = Field(default_factory=list)

@@ -9,7 +9,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
@@ -18,6 +18,7 @@ from faust.types import TP
 from schemas.topics import Topics
 from services.common.metrics import EVENTS_OUT
 from services.common.settings import Settings
+from services.detector.changelog import read_changelog_to_end
 from services.detector.domain.state import DealState
 from services.detector.domain.view import deal_view
 from services.detector.processor import DetectorProcessor, Incoming
@@ -27,6 +28,27 @@ from services.detector.wiring import build_detector
 log = logging.getLogger(__name__)
 
 
+def _prompt_fetches(wait_ms: int) -> None:
+    """Faust (0.15.3) creates its aiokafka consumer with ``fetch_max_wait_ms=1500`` and no setting for it. A
+    broker that does not answer a waiting fetch as soon as records arrive (Tansu, the embedded one, checks
+    now and then) then holds every event up to that long. The wait is set on the consumer before it starts."""
+    from faust.transport.drivers import aiokafka as driver
+
+    thread = driver.AIOKafkaConsumerThread
+    if getattr(thread, "_dealwatch_fetch_wait_ms", None) == wait_ms:
+        return
+    create = getattr(thread, "_dealwatch_create", thread._create_worker_consumer)
+
+    def create_worker_consumer(self: Any, transport: Any) -> Any:
+        consumer = create(self, transport)
+        consumer._fetch_max_wait_ms = wait_ms
+        return consumer
+
+    thread._dealwatch_create = create  # type: ignore[attr-defined]
+    thread._dealwatch_fetch_wait_ms = wait_ms  # type: ignore[attr-defined]
+    thread._create_worker_consumer = create_worker_consumer  # type: ignore[method-assign]
+
+
 def create_app(settings: Settings, topics: Topics | None = None, bootstrap: str | None = None) -> faust.App:
     topics = topics or Topics(prefix=settings.topic_prefix)
     bootstrap = bootstrap or settings.kafka_bootstrap
@@ -34,6 +56,7 @@ def create_app(settings: Settings, topics: Topics | None = None, bootstrap: str 
         raise ValueError(
             "the detector needs DEALWATCH_KAFKA_BOOTSTRAP (dealwatch up passes the embedded broker's)"
         )
+    _prompt_fetches(settings.fetch_max_wait_ms)
     web: dict[str, Any] = {"web_enabled": False}
     if settings.web_port is not None:
         web = {
@@ -86,9 +109,11 @@ def create_app(settings: Settings, topics: Topics | None = None, bootstrap: str 
         sent = await app.producer.send(changelog_topic, key, value, partition, None, None)
         sent.add_done_callback(changelog_acked)  # type: ignore[attr-defined]
 
-    async def send_interruption(key: bytes, value: bytes) -> None:
+    async def send_interruption(key: bytes, value: bytes) -> Awaitable[Any]:
+        """Hands the record to the producer's batch; the broker's acknowledgement is the awaitable returned."""
         sent = await app.producer.send(interruptions_topic, key, value, None, None, None)
         sent.add_done_callback(interruptions_acked)  # type: ignore[attr-defined]
+        return sent
 
     async def send_dead_letter(key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> None:
         await dead_letters.send(key=key, value=value, headers=headers)
@@ -152,6 +177,19 @@ def create_app(settings: Settings, topics: Topics | None = None, bootstrap: str 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def rebuild_assigned(sender: Any, assigned: set[TP], **_: Any) -> None:
         processor.forget(tp.partition for tp in assigned if tp.topic == topics.deal_changes)
+
+    @app.on_rebalance_complete.connect  # type: ignore[arg-type]
+    async def hold_events_until_seeked(sender: Any, **_: Any) -> None:
+        """Once the table is recovered, Faust (0.15.3, ``Recovery.on_recovery_completed``) resumes the event
+        partitions before it seeks them back to their committed offsets, one by one, while the flow is open for
+        the changelogs: events fetched during recovery reach the agent, and come again after the seek. Each is
+        then processed and acked twice, and Faust's commit of the partition crawls (one offset per commit),
+        so every later restart processes everything since again. Stopping the flow here closes that window;
+        Faust opens it again once the seek is done. Meanwhile the changelog's last records, which recovery can
+        leave out on the embedded broker, are applied (``services/detector/changelog.py``)."""
+        app.consumer.stop_flow()
+        owned = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topics.deal_changes}
+        await read_changelog_to_end(bootstrap, changelog_topic, owned, deals.data)
 
     return app
 

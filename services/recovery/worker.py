@@ -177,6 +177,7 @@ def _consumer(settings: Settings, bootstrap: str, group: str) -> AIOKafkaConsume
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_poll_records=500,
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
         session_timeout_ms=int(settings.session_timeout * 1000),
         heartbeat_interval_ms=int(settings.heartbeat_interval * 1000),
         rebalance_timeout_ms=int(max(settings.rebalance_timeout, settings.session_timeout) * 1000),

@@ -234,6 +234,7 @@ async def run(settings: Settings, topics: Topics | None = None, stop: asyncio.Ev
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_poll_records=1000,
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
         session_timeout_ms=int(settings.session_timeout * 1000),
         heartbeat_interval_ms=int(settings.heartbeat_interval * 1000),
     )
