@@ -16,6 +16,9 @@ help:
 	@echo "make test   set up .venv if needed, then ruff, mypy, import-linter, schema drift, docker-compose"
 	@echo "            validation and pytest (unit, integration, e2e); starts the local PostgreSQL if it is down"
 	@echo "            and installs Debian's chromium (the dashboard's browser test) if it is missing"
+	@echo "make fuzz   the hostile-input tests at full size (10,000+ generated requests; a few minutes)"
+	@echo "make faults the fault tests at full size: 5,000 events x3 redelivered, 20,000 events with the workers"
+	@echo "            killed 5 times each, the broker frozen 30 s under 100 webhooks/s (about 10 minutes)"
 
 # The virtualenv, reinstalled only when pyproject.toml changes.
 setup: $(STAMP)
@@ -57,6 +60,23 @@ chromium:
 
 pytest: setup postgres chromium
 	$(BIN)/python -m pytest -q -ra
+
+# The hostile-input tests (tests/integration/hostile) at full size: every test draws FUZZ_EXAMPLES examples
+# (per API operation too), and the run fails unless at least FUZZ_MIN_REQUESTS requests were sent.
+FUZZ_EXAMPLES ?= 500
+FUZZ_MIN_REQUESTS ?= 10000
+
+.PHONY: fuzz
+fuzz: setup postgres
+	DEALWATCH_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) DEALWATCH_FUZZ_MIN_REQUESTS=$(FUZZ_MIN_REQUESTS) \
+		$(BIN)/python -m pytest -q -ra -p no:cacheprovider --timeout 1800 tests/integration/hostile
+
+# The fault tests (tests/integration/faults: redelivery, worker crashes, broker outage) at the test plan's sizes;
+# `make test` runs them at CI size. -s shows the figures each test prints.
+.PHONY: faults
+faults: setup postgres
+	DEALWATCH_FAULT_SCALE=full $(BIN)/python -m pytest -q -ra -s -p no:cacheprovider --timeout 1800 \
+		tests/integration/faults
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

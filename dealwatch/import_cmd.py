@@ -1,4 +1,5 @@
-"""``dealwatch import FILE``: a CRM export (JSONL of generic events, or CSV) onto the deal changes topic."""
+"""``dealwatch import FILE``: a history file (JSONL or CSV of generic events) or a CRM's deals export (HubSpot,
+Pipedrive, Salesforce CSV) onto the deal changes topic."""
 
 from __future__ import annotations
 
@@ -16,9 +17,21 @@ from dealwatch.cli import CONTEXT, cli, quiet_kafka_client, settings_or_exit
 SOURCE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 
 
-def _source(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
-    if not SOURCE_NAME.match(value):
+def _source(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and not SOURCE_NAME.match(value):
         raise click.BadParameter("lower-case letters, digits, '-' and '_', starting with a letter (≤ 32)")
+    return value
+
+
+def _timezone(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    from zoneinfo import ZoneInfo
+
+    try:
+        ZoneInfo(value)
+    except (ValueError, KeyError, OSError):
+        raise click.BadParameter("an IANA time zone name, such as Asia/Tokyo or UTC") from None
     return value
 
 
@@ -33,17 +46,34 @@ def _bootstrap(_ctx: click.Context, _param: click.Parameter, value: str | None) 
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["auto", "jsonl", "csv"]),
+    type=click.Choice(
+        ["auto", "jsonl", "csv", "generic-csv", "hubspot-csv", "pipedrive-csv", "salesforce-csv"]
+    ),
     default="auto",
     show_default=True,
-    help="File format; auto reads the extension (.jsonl, .ndjson = JSONL; .csv = CSV).",
+    help="File format; auto reads the extension (.jsonl, .ndjson = JSONL; .csv = CSV), and a CSV's header "
+    "tells generic events from a HubSpot, Pipedrive or Salesforce deals export.",
 )
 @click.option(
     "--source",
-    default="generic",
-    show_default=True,
+    default=None,
     callback=_source,
-    help="Source of the events (the deal key is source:deal id).",
+    help="Source of the events (the deal key is source:deal id); default: the CRM of an export, else generic.",
+)
+@click.option(
+    "--timezone",
+    "zone",
+    metavar="ZONE",
+    default=None,
+    callback=_timezone,
+    help="Zone of an export's times written without one (default: the calendar's, e.g. Asia/Tokyo).",
+)
+@click.option("--day-first", is_flag=True, help="An export's 01/02/2026 is 1 February (default: 2 January).")
+@click.option(
+    "--owner-names",
+    is_flag=True,
+    help="Use an export's owner names as owner ids when it has no owner id column (the CRM's webhooks name "
+    "owners by id, so later events would look like reassignments).",
 )
 @click.option(
     "--bootstrap",
@@ -62,7 +92,10 @@ def _bootstrap(_ctx: click.Context, _param: click.Parameter, value: str | None) 
 def import_(
     file: Path,
     fmt: str,
-    source: str,
+    source: str | None,
+    zone: str | None,
+    day_first: bool,
+    owner_names: bool,
     bootstrap: str | None,
     dry_run: bool,
     no_dead_letters: bool,
@@ -70,11 +103,15 @@ def import_(
 ) -> None:
     """Load existing deals and their history from a CRM export before going live.
 
-    Each row is validated and normalized exactly as POST /webhooks/generic does, and published to
-    crm.deal-changes.v1 keyed by the deal (acks=all). Event ids are kept, so importing the same file again
-    adds no duplicate downstream. Refused rows are counted by reason and written to the dead-letter topic.
-    CSV: one event per row, a header row of the documented columns (README, "Importing history"); an empty
-    cell means absent.
+    JSONL and generic CSV: one event per row, validated and normalized exactly as POST /webhooks/generic
+    does (CSV: a header row of the documented columns, README "Importing history"; an empty cell means
+    absent). A HubSpot, Pipedrive or Salesforce deals export (told by its header): each row is a deal as
+    exported, published as its creation, last activity and current state at the export's dates, under the
+    CRM's source so that its webhooks continue the same deals.
+
+    Events go to crm.deal-changes.v1 keyed by the deal (acks=all). Event ids are stable, so importing the
+    same file again adds no duplicate downstream. Refused rows are counted by reason and written to the
+    dead-letter topic.
     """
     from schemas.topics import Topics
     from services.ingest.bulk.importer import (
@@ -86,6 +123,7 @@ def import_(
         import_file,
     )
     from services.ingest.bulk.rows import BadHeader
+    from services.ingest.bulk.snapshots import ExportOptions
 
     settings = settings_or_exit()
     chosen: Format | None = format_of(file) if fmt == "auto" else cast("Format", fmt)
@@ -99,6 +137,9 @@ def import_(
         )
     quiet_kafka_client()
     topics = Topics(settings.topic_prefix)
+    options = ExportOptions(
+        timezone=zone or settings.calendar.timezone, day_first=day_first, owner_names=owner_names
+    )
     sink = None
     if not dry_run:
         assert target is not None
@@ -127,6 +168,7 @@ def import_(
                     dead_letters=not no_dead_letters,
                     workers=default_workers() if workers is None else workers,
                     progress=progress,
+                    options=options,
                 )
         finally:
             if sink is not None:
@@ -178,15 +220,29 @@ class ProgressBar:
 
 
 def _summary(report: Any, seconds: float, dry_run: bool, target: str | None, topics: Any) -> None:
+    from services.ingest.bulk.snapshots import OWNER_NAME_SKIPPED
+
     rate = report.read / seconds if seconds else 0.0
+    if report.layout not in ("jsonl", "generic-csv"):
+        used = f"; {len(report.ignored_columns)} columns ignored" if report.ignored_columns else ""
+        click.echo(f"read as {report.layout} (source {report.source}){used}")
     if dry_run:
-        click.echo(f"dry run: {report.read:,} rows read, {report.valid:,} valid; nothing published")
+        events = f", {report.events:,} events" if report.events != report.valid else ""
+        click.echo(f"dry run: {report.read:,} rows read, {report.valid:,} valid{events}; nothing published")
     else:
         click.echo(
             f"{report.read:,} rows read; {report.published:,} events published to {topics.deal_changes} "
             f"on {target}"
         )
-    click.echo(f"{seconds:.2f} seconds, {rate:,.0f} events/s")
+    click.echo(f"{seconds:.2f} seconds, {rate:,.0f} rows/s")
+    for reason, n in report.skipped.items():
+        click.echo(f"skipped {n:,} lines ({reason})")
+    if report.notes.get(OWNER_NAME_SKIPPED):
+        click.echo(
+            f"{report.notes[OWNER_NAME_SKIPPED]:,} rows name their owner, not the owner's id: imported without "
+            "an owner (export owner ids, or give --owner-names to use the names)",
+            err=True,
+        )
     rejected = sum(report.rejected.values())
     if rejected:
         where = f"; {report.dead_lettered:,} written to {topics.dead_letters}" if report.dead_lettered else ""

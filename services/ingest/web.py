@@ -29,6 +29,7 @@ from services.ingest.domain.jsonbody import parse_json
 from services.ingest.domain.outcome import Batch, InvalidEvent, MalformedBody, TooManyEvents
 from services.ingest.domain.signatures import AuthFailure
 from services.ingest.http import WebhookError, check_content, json_response, read_body
+from services.ingest.openapi import operation
 from services.ingest.publisher import BrokerUnavailable, KafkaEventPublisher, OutgoingRecord
 from services.ingest.sources import WebhookSource, authenticate, build_sources
 
@@ -74,7 +75,7 @@ class IngestService:
                 methods=["POST"],
                 status_code=202,
                 summary=f"Receive {source.name} webhooks",
-                responses=ERRORS,
+                openapi_extra=operation(source.name, settings.max_batch_events, ERRORS),
             )
 
     async def start(self) -> None:

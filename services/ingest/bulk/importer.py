@@ -1,4 +1,4 @@
-"""Publishing an import: every valid row to ``crm.deal-changes.v1`` and every refused one to the dead-letter
+"""Publishing an import: every valid row's events to ``crm.deal-changes.v1`` and every refused row to the dead-letter
 topic, in large pipelined batches (acks=all), streaming the file so that memory stays flat whatever its size."""
 
 from __future__ import annotations
@@ -24,16 +24,30 @@ from aiokafka.errors import KafkaError
 from schemas.topics import Topics
 from services.common.broker import dlq_headers, ensure_topics
 from services.ingest.bulk.rows import (
-    Encoded,
+    CSV_FORMATS,
+    Expanded,
+    Outcome,
     Record,
     Rejected,
     Rules,
+    Skipped,
     csv_records,
     jsonl_records,
     normalize_records,
 )
+from services.ingest.bulk.snapshots import ExportOptions
 
-Format = Literal["jsonl", "csv"]
+Format = Literal["jsonl", "csv", "generic-csv", "hubspot-csv", "pipedrive-csv", "salesforce-csv"]
+"""``csv``: the layout is told by the header; the others name it."""
+FORMAT_NAMES: tuple[Format, ...] = (
+    "jsonl",
+    "csv",
+    "generic-csv",
+    "hubspot-csv",
+    "pipedrive-csv",
+    "salesforce-csv",
+)
+assert set(FORMAT_NAMES) == {"jsonl", "csv", *CSV_FORMATS}
 FORMATS: dict[str, Format] = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
 STAGE = "import"
 MAX_EXAMPLES = 5
@@ -64,8 +78,8 @@ class BrokerUnreachable(Exception):
 
 
 def format_of(path: Path) -> Format | None:
-    """The format named by a file's extension (``.jsonl``/``.ndjson``, ``.csv``), else None (``.json`` may
-    hold one array rather than a line per event, so it is not guessed)."""
+    """The format named by a file's extension (``.jsonl``/``.ndjson``, ``.csv``: the header then tells the
+    layout), else None (``.json`` may hold one array rather than a line per event, so it is not guessed)."""
     return FORMATS.get(path.suffix.lower())
 
 
@@ -82,6 +96,17 @@ class ImportReport:
     dead_lettered: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     examples: list[str] = field(default_factory=list)
+    layout: str = "jsonl"
+    """The format read (``generic-csv``, ``hubspot-csv``, ...; ``jsonl``)."""
+    source: str = "generic"
+    ignored_columns: tuple[str, ...] = ()
+    """Columns of a CRM export that hold nothing dealwatch uses."""
+    notes: Counter[str] = field(default_factory=Counter)
+    """Rows imported with something left out, by why (``owner_name_not_an_id``)."""
+    skipped: Counter[str] = field(default_factory=Counter)
+    """Lines that hold no deal by design (``report_footer``): neither read nor refused."""
+    events: int = 0
+    """Events a dry run would have published."""
 
     @property
     def valid(self) -> int:
@@ -178,32 +203,46 @@ async def import_file(
     sink: KafkaImportSink | None,
     topics: Topics,
     *,
-    source: str,
+    source: str | None = None,
     received_at: datetime,
     max_depth: int,
     dead_letters: bool = True,
     workers: int = 0,
     chunk_rows: int = CHUNK,
     progress: Callable[[int, ImportReport], None] | None = None,
+    options: ExportOptions | None = None,
 ) -> ImportReport:
     """Import one file: valid events to ``sink`` (all acknowledged on return), refused rows counted and, with
     ``dead_letters``, dead-lettered; with no sink (a dry run) only validate and count.
 
+    ``source`` defaults to the CRM of an export's layout (its deals then have the keys its webhooks give them),
+    else ``generic``; ``options`` say how an export's cells are read (time zone, day order, owner names).
     With ``workers`` > 0, worker processes validate and serialize chunks of rows while this process sends the
     previous ones (order is kept); ``progress`` gets the bytes read so far and the report as it grows."""
     report = ImportReport()
     with path.open("rb") as stream:
         if fmt == "jsonl":
-            rules, records = Rules(source, received_at, max_depth), jsonl_records(stream)
+            report.source = source or "generic"
+            rules, records = Rules(report.source, received_at, max_depth), jsonl_records(stream)
         else:
             # Named, so that the wrapper (which closes the file when collected) lives as long as the import.
             text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
-            header, records = csv_records(text)
-            rules = Rules(source, received_at, max_depth, header)
+            header, records = csv_records(text, fmt)
+            report.layout, report.ignored_columns = header.format, header.ignored
+            report.source = source or (header.layout.source if header.layout else "generic")
+            rules = Rules(
+                report.source,
+                received_at,
+                max_depth,
+                header.names,
+                layout=header.layout.name if header.layout else None,
+                columns=header.columns,
+                options=options or ExportOptions(),
+            )
         chunks = _chunks(records, chunk_rows)
         with _pool(workers) as pool:
             async for outcomes in _normalized(chunks, rules, pool):
-                await _publish(outcomes, sink, topics, report, source=source, dead_letters=dead_letters)
+                await _publish(outcomes, sink, topics, report, dead_letters=dead_letters)
                 if progress is not None:
                     progress(stream.tell(), report)
     if sink is not None:
@@ -212,31 +251,38 @@ async def import_file(
 
 
 async def _publish(
-    outcomes: list[Encoded | Rejected],
+    outcomes: list[Outcome],
     sink: KafkaImportSink | None,
     topics: Topics,
     report: ImportReport,
     *,
-    source: str,
     dead_letters: bool,
 ) -> None:
-    report.read += len(outcomes)
     records: list[OutgoingRecord] = []
-    changes = topics.deal_changes
+    changes, source = topics.deal_changes, report.source
+    report.read += len(outcomes)
     for outcome in outcomes:
-        if isinstance(outcome, Rejected):
+        if type(outcome) is tuple:
+            records.append((changes, outcome[0], outcome[1], None))
+        elif isinstance(outcome, Expanded):
+            report.notes.update(outcome.notes)
+            records.extend((changes, key, value, None) for key, value in outcome.events)
+        elif isinstance(outcome, Skipped):
+            report.read -= 1
+            report.skipped[outcome.reason] += 1
+        elif isinstance(outcome, Rejected):
             report.refuse(outcome)
             if dead_letters:
                 key = outcome.deal_key or f"{source}:import-line-{outcome.line}"
                 reason = f"{outcome.reason}: line {outcome.line}: {outcome.detail}"
                 headers = dlq_headers(reason, source, STAGE)
                 records.append((topics.dead_letters, key.encode(), outcome.raw, headers))
-        else:
-            records.append((changes, outcome[0], outcome[1], None))
     if sink is not None:
         await sink.send(records)
         report.dead_lettered += sum(1 for r in records if r[3] is not None)
         report.published += sum(1 for r in records if r[3] is None)
+    else:
+        report.events += sum(1 for r in records if r[3] is None)
 
 
 def _chunks(records: Iterator[Record], size: int) -> Iterator[list[Record]]:
@@ -267,14 +313,14 @@ def _start_worker() -> None:
 
 async def _normalized(
     chunks: Iterator[list[Record]], rules: Rules, pool: ProcessPoolExecutor | None
-) -> AsyncIterator[list[Encoded | Rejected]]:
+) -> AsyncIterator[list[Outcome]]:
     """The chunks normalized in file order: inline, or by the pool with a few chunks ahead (bounded memory)."""
     if pool is None:
         for chunk in chunks:
             yield normalize_records(chunk, rules)
         return
     loop = asyncio.get_running_loop()
-    ahead: deque[asyncio.Future[list[Encoded | Rejected]]] = deque()
+    ahead: deque[asyncio.Future[list[Outcome]]] = deque()
     try:
         for chunk in chunks:
             ahead.append(loop.run_in_executor(pool, normalize_records, chunk, rules))

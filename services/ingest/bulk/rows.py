@@ -17,6 +17,9 @@ CSV layout (one row per event, a header row first, UTF-8 with or without a byte 
 An empty cell means absent (unknown, not cleared), exactly as a missing key in the generic event. The
 ``activity``, ``contact`` and ``previous`` parts exist only when one of their cells is filled. A column outside
 this list is refused when the header is read (a misspelt column would otherwise lose data silently).
+
+A CSV file may instead be a CRM's deals export (HubSpot, Pipedrive, Salesforce; ``layouts.py``), told by its
+header: each row is one deal as exported, read into the events that lead to it (``snapshots.py``).
 """
 
 from __future__ import annotations
@@ -24,13 +27,15 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
 
 from schemas import DealChanged, GenericEvent, deal_key
+from services.ingest.bulk.layouts import LAYOUTS, ColumnMap, Layout, column_map, detect_layout
+from services.ingest.bulk.snapshots import ExportOptions, ExportRow, RowRefused, export_row_events
 from services.ingest.domain.jsonbody import parse_json
 from services.ingest.domain.normalize import SOURCE as GENERIC
 from services.ingest.domain.normalize import describe, normalize_generic_event, readable_id
@@ -74,6 +79,21 @@ class Rejected:
 
     def example(self) -> str:
         return f"line {self.line}: {self.reason}: {self.detail}"
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A line that holds no deal by design (a report's footer): neither read nor refused."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Expanded:
+    """The events of one export row, ready to send, and notes for the summary (``OWNER_NAME_SKIPPED``)."""
+
+    events: tuple[Encoded, ...]
+    notes: tuple[str, ...] = ()
 
 
 Row = DealChanged | Rejected
@@ -136,7 +156,7 @@ def csv_item(cells: Mapping[str, str]) -> dict[str, Any]:
         ("activity", _ACTIVITY),
         ("contact", _CONTACT),
     ):
-        part = {field: cells[column] for column, field in columns.items() if cells.get(column)}
+        part = {name: cells[column] for column, name in columns.items() if cells.get(column)}
         if part:
             item[key] = part
     return item
@@ -162,7 +182,7 @@ def csv_line(cells: list[str]) -> bytes:
     return out.getvalue().encode("utf-8")
 
 
-Record = tuple[int, bytes | list[str] | Rejected]
+Record = tuple[int, bytes | list[str] | Rejected | Skipped]
 """One record of a file before validation: its line number and its JSONL line, its CSV cells, or why the CSV
 reader could not read it."""
 
@@ -179,6 +199,11 @@ class Rules:
     max_depth: int
     header: tuple[str, ...] = ()
     """The CSV header (empty for JSONL)."""
+    layout: str | None = None
+    """A CRM export's layout (``hubspot-csv``, ...); None for generic events."""
+    columns: ColumnMap = ()
+    """Where the export's fields are (with ``layout``)."""
+    options: ExportOptions = field(default_factory=ExportOptions)
 
 
 def jsonl_records(lines: Iterable[bytes]) -> Iterator[Record]:
@@ -189,12 +214,49 @@ def jsonl_records(lines: Iterable[bytes]) -> Iterator[Record]:
             yield number, stripped
 
 
-def csv_records(text: Iterable[str]) -> tuple[tuple[str, ...], Iterator[Record]]:
-    """The checked header of a CSV stream (or ``BadHeader``) and its non-blank records."""
+@dataclass(frozen=True)
+class CsvHeader:
+    """What the header row of a CSV file says: the generic event columns, or a CRM export's layout."""
+
+    names: tuple[str, ...]
+    layout: Layout | None = None
+    columns: ColumnMap = ()
+    ignored: tuple[str, ...] = ()
+
+    @property
+    def format(self) -> str:
+        return self.layout.name if self.layout else "generic-csv"
+
+
+CSV_FORMATS = ("generic-csv", *LAYOUTS)
+
+
+def read_csv_header(names: list[str], wanted: str = "csv") -> CsvHeader:
+    """The layout of a header: ``wanted`` (one of ``CSV_FORMATS``), or with ``csv`` the one the names tell."""
+    generic = wanted == "generic-csv" or (wanted == "csv" and "event_id" in (n.strip() for n in names))
+    if generic:
+        return CsvHeader(tuple(check_csv_header(names)))
+    layout = LAYOUTS.get(wanted) if wanted != "csv" else detect_layout(names)
+    if layout is None:
+        raise BadHeader(
+            "the header is neither the generic event columns (event_id, occurred_at, type, deal_id, ...) nor a "
+            "HubSpot, Pipedrive or Salesforce deals export; name the layout with --format"
+        )
+    columns, ignored = column_map(layout, names)
+    if "id" not in dict(columns):
+        raise BadHeader(f"no deal id column for {layout.name}: one of {', '.join(layout.columns['id'])}")
+    return CsvHeader(tuple(names), layout, columns, ignored)
+
+
+def csv_records(text: Iterable[str], wanted: str = "generic-csv") -> tuple[CsvHeader, Iterator[Record]]:
+    """The checked header of a CSV stream (or ``BadHeader``) and its non-blank records. In a CRM export, lines
+    of one cell after a blank line are the report's footer (Salesforce adds its copyright and the like)."""
     reader = csv.reader(text, strict=True)
-    header = tuple(check_csv_header(next(reader, [])))
+    header = read_csv_header(next(reader, []), wanted)
+    footer_possible = header.layout is not None and len(header.names) > 1
 
     def records() -> Iterator[Record]:
+        blank_seen = False
         while True:
             try:
                 cells = next(reader)
@@ -203,15 +265,45 @@ def csv_records(text: Iterable[str]) -> tuple[tuple[str, ...], Iterator[Record]]
             except csv.Error as exc:
                 yield reader.line_num, Rejected("bad_csv", str(exc), reader.line_num, b"")
                 continue
-            if any(cell.strip() for cell in cells):
+            filled = sum(1 for cell in cells if cell.strip())
+            if not filled:
+                blank_seen = True
+            elif footer_possible and blank_seen and len(cells) == 1:
+                yield reader.line_num, Skipped("report_footer")
+            else:
                 yield reader.line_num, cells
 
     return header, records()
 
 
-def parse_record(record: Record, rules: Rules) -> Row:
+def parse_export_row(cells: list[str], *, line: int, rules: Rules) -> Expanded | Rejected:
+    """One row of a CRM export as its events, encoded for the topic, or the reason it is refused."""
+    raw = csv_line(cells)
+    extra = cells[len(rules.header) :]
+    if len(cells) < len(rules.header) or any(cell.strip() for cell in extra):
+        return Rejected(
+            "wrong_cell_count", f"{len(cells)} cells where the header has {len(rules.header)}", line, raw
+        )
+    layout = LAYOUTS[rules.layout or ""]
+    try:
+        row: ExportRow = export_row_events(
+            layout,
+            rules.columns,
+            rules.header,
+            cells,
+            source=rules.source,
+            received_at=rules.received_at,
+            options=rules.options,
+        )
+    except RowRefused as exc:
+        key = deal_key(rules.source, exc.deal_id) if exc.deal_id else None
+        return Rejected(exc.reason, exc.detail, line, raw, key)
+    return Expanded(tuple((e.key.encode(), e.model_dump_json().encode()) for e in row.events), row.notes)
+
+
+def parse_record(record: Record, rules: Rules) -> Row | Skipped:
     line, payload = record
-    if isinstance(payload, Rejected):
+    if isinstance(payload, Rejected | Skipped):
         return payload
     if isinstance(payload, bytes):
         return parse_jsonl_line(
@@ -222,13 +314,25 @@ def parse_record(record: Record, rules: Rules) -> Row:
     )
 
 
-def normalize_records(records: list[Record], rules: Rules) -> list[Encoded | Rejected]:
+Outcome = Encoded | Expanded | Rejected | Skipped
+
+
+def normalize_records(records: list[Record], rules: Rules) -> list[Outcome]:
     """A chunk of records validated, normalized and serialized (a top-level function: a worker process can run
     it on a chunk while the importer sends the previous one)."""
-    out: list[Encoded | Rejected] = []
+    out: list[Outcome] = []
+    if rules.layout is not None:
+        for line, payload in records:
+            if isinstance(payload, list):
+                out.append(parse_export_row(payload, line=line, rules=rules))
+            elif isinstance(payload, Rejected | Skipped):
+                out.append(payload)
+        return out
     for record in records:
         row = parse_record(record, rules)
-        out.append(row if isinstance(row, Rejected) else (row.key.encode(), row.model_dump_json().encode()))
+        out.append(
+            row if isinstance(row, Rejected | Skipped) else (row.key.encode(), row.model_dump_json().encode())
+        )
     return out
 
 
@@ -236,12 +340,18 @@ def read_jsonl(
     lines: Iterable[bytes], *, source: str, received_at: datetime, max_depth: int
 ) -> Iterator[Row]:
     """The events of a JSONL stream, line by line; blank lines are skipped."""
-    rules = Rules(source, received_at, max_depth)
-    return (parse_record(record, rules) for record in jsonl_records(lines))
+    return _rows(jsonl_records(lines), Rules(source, received_at, max_depth))
 
 
 def read_csv(text: Iterable[str], *, source: str, received_at: datetime) -> Iterator[Row]:
-    """The events of a CSV stream (``BadHeader`` at once if its header is not the documented layout)."""
+    """The events of a generic CSV stream (``BadHeader`` if its header is not the documented layout)."""
     header, records = csv_records(text)
-    rules = Rules(source, received_at, 0, header)
-    return (parse_record(record, rules) for record in records)
+    rules = Rules(source, received_at, 0, header.names)
+    return _rows(records, rules)
+
+
+def _rows(records: Iterator[Record], rules: Rules) -> Iterator[Row]:
+    for record in records:
+        row = parse_record(record, rules)
+        if not isinstance(row, Skipped):
+            yield row

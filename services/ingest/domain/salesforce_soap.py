@@ -1,7 +1,9 @@
 """Salesforce Outbound Messages (SOAP ``notifications``) read safely into plain values; the acknowledgement.
 
-A document type declaration is refused before parsing: without one there are no entities to expand (billion
-laughs) and no external entities to fetch (XXE), so the standard library's expat parser is safe to use.
+A body that is not UTF-8 and a document type declaration are refused before parsing: without a declaration
+there are no entities to expand (billion laughs) and no external entities to fetch (XXE), so the standard
+library's expat parser is safe to use. (UTF-8 first: in UTF-16 a declaration would not be seen by a search of the
+bytes, and expat would read it.)
 """
 
 from __future__ import annotations
@@ -49,6 +51,10 @@ def _text(element: ET.Element | None) -> str | None:
 
 def parse_outbound_message(body: bytes) -> OutboundMessage:
     """The organization and the notifications of a SOAP body, or ``MalformedBody``."""
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MalformedBody("bad_utf8", f"the body is not UTF-8 (byte {exc.start})") from None
     if _DECLARATION.search(body):
         raise MalformedBody("xml_declaration", "document type declarations are not accepted")
     try:

@@ -233,6 +233,12 @@ def test_an_outbound_opportunity_is_a_snapshot_update_keyed_by_its_notification(
         (b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">]><lolz>&lol;</lolz>', "xml_declaration"),
         (b'<!DOCTYPE x [<!ENTITY xxe SYSTEM "file:///etc/passwd">]><x>&xxe;</x>', "xml_declaration"),
         (b"<notifications><OrganizationId>1</OrganizationId>", "not_xml"),
+        (
+            '<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE x [<!ENTITY e "e">]><notifications/>'.encode(
+                "utf-16"
+            ),
+            "bad_utf8",  # a declaration in UTF-16 would escape a search of the bytes
+        ),
         (b"<Envelope><Body/></Envelope>", "not_outbound_message"),
         (b"<notifications><Notification><Id>1</Id></Notification></notifications>", "not_outbound_message"),
     ],
