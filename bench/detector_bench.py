@@ -726,10 +726,20 @@ def profile_figures(sizes: dict[str, int]) -> None:
     print_profile(stats, n, "tottime", 10, "the same, by own time")
 
 
+def import_figures(quick: bool) -> None:
+    """``dealwatch import`` against a bare aiokafka producer, from bench/import_bench.py (100,000 events)."""
+    run_script("import_bench.py", ["--events", "100000", *(["--rounds", "2"] if quick else [])])
+
+
 def webhook_figures(quick: bool) -> None:
     """The webhook load figures, from bench/webhook_load.py in a process of its own (it prints its own lines,
     and ``name=error`` for the figures of a section that failed)."""
-    cmd = [sys.executable, str(HERE / "webhook_load.py"), *(["--quick"] if quick else [])]
+    run_script("webhook_load.py", ["--quick"] if quick else [])
+
+
+def run_script(name: str, args: list[str]) -> None:
+    """Another benchmark of bench/ in a process of its own; its lines go straight to this one's output."""
+    cmd = [sys.executable, str(HERE / name), *args]
     proc = subprocess.Popen(cmd, cwd=ROOT)
     try:
         code = proc.wait()
@@ -742,7 +752,7 @@ def webhook_figures(quick: bool) -> None:
                 proc.kill()
                 proc.wait(timeout=10)
     if code != 0:
-        raise RuntimeError(f"bench/webhook_load.py exited with {code}")
+        raise RuntimeError(f"bench/{name} exited with {code}")
 
 
 # ============================================================================================== main
@@ -753,8 +763,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller sizes; finishes within five minutes")
     parser.add_argument(
         "--only",
-        default="stream,restart,quiet,memory,replay,profile,webhook",
-        help="comma-separated sections (for development); webhook runs bench/webhook_load.py",
+        default="stream,restart,quiet,memory,replay,profile,import,webhook",
+        help="comma-separated sections (for development); import and webhook run bench/import_bench.py and "
+        "bench/webhook_load.py",
     )
     parser.add_argument(
         "--profile-worker",
@@ -825,6 +836,7 @@ def main() -> None:
         section("memory", ["bytes_per_deal"], lambda: memory_figures(sizes))
         section("replay", ["replay_over_json_parse"], replay_section)
         section("profile", [], lambda: profile_figures(sizes))
+        section("import", ["import_over_raw_producer"], lambda: import_figures(args.quick))
         section("webhook", [], lambda: webhook_figures(args.quick))
     finally:
         if broker is not None:

@@ -52,10 +52,10 @@ QUICK = {
     "saturation_warmup": 1,
     "saturation_rounds": 2,
     "rate": 200,
-    "sustained_seconds": 15,
-    "bare_rate_seconds": 5,
+    "sustained_seconds": 8,
+    "bare_rate_seconds": 4,
     "e2e_rate": 200,
-    "e2e_seconds": 15,
+    "e2e_seconds": 10,
     "e2e_drain": 20,
     "e2e_pinned": 0,
 }
