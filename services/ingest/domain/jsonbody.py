@@ -76,7 +76,11 @@ def parse_json(body: bytes, *, max_depth: int, max_number_chars: int = 100) -> d
         raise MalformedBody("not_json", str(exc)[:200]) from None
     if not isinstance(value, dict | list):
         raise MalformedBody("not_an_object", "the body must be a JSON object or an array of objects")
-    _check_shape(value, max_depth, check_strings=_SURROGATE_ESCAPE.search(text) is not None)
+    check_strings = _SURROGATE_ESCAPE.search(text) is not None
+    # Nesting can be no deeper than the number of opening brackets in the text (inside strings or not): when
+    # that is within the limit and no string needs checking, the walk over the whole value is not needed.
+    if check_strings or text.count("{") + text.count("[") > max_depth:
+        _check_shape(value, max_depth, check_strings=check_strings)
     return value
 
 
