@@ -50,13 +50,13 @@ QUICK = {
     "max_events": 10,
     "saturation_seconds": 4,
     "saturation_warmup": 1,
-    "saturation_rounds": 2,
+    "saturation_rounds": 1,
     "rate": 200,
     "sustained_seconds": 8,
     "bare_rate_seconds": 4,
     "e2e_rate": 200,
     "e2e_seconds": 10,
-    "e2e_drain": 20,
+    "e2e_drain": 15,
     "e2e_pinned": 0,
 }
 FULL = {
