@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from functools import lru_cache
 from typing import Any
 
 from services.ingest.domain.outcome import MalformedBody
@@ -39,8 +40,9 @@ def _no_constants(name: str) -> Any:
     raise _Refused("non_finite_number", f"{name} is not JSON")
 
 
-def parse_json(body: bytes, *, max_depth: int, max_number_chars: int = 100) -> dict[str, Any] | list[Any]:
-    """Parse a webhook body into an object or an array, or raise ``MalformedBody``."""
+@lru_cache(maxsize=8)
+def _decoder(max_number_chars: int) -> json.JSONDecoder:
+    """A strict decoder, made once per number limit (``json.loads`` with hooks would make one per call)."""
 
     def bounded_int(text: str) -> int:
         if len(text) > max_number_chars:
@@ -52,6 +54,16 @@ def parse_json(body: bytes, *, max_depth: int, max_number_chars: int = 100) -> d
             raise _Refused("number_too_long", f"a number of {len(text)} characters")
         return float(text)
 
+    return json.JSONDecoder(
+        object_pairs_hook=_unique_keys,
+        parse_constant=_no_constants,
+        parse_int=bounded_int,
+        parse_float=bounded_float,
+    )
+
+
+def parse_json(body: bytes, *, max_depth: int, max_number_chars: int = 100) -> dict[str, Any] | list[Any]:
+    """Parse a webhook body into an object or an array, or raise ``MalformedBody``."""
     if body.startswith(BOM):
         body = body[len(BOM) :]
     try:
@@ -59,13 +71,7 @@ def parse_json(body: bytes, *, max_depth: int, max_number_chars: int = 100) -> d
     except UnicodeDecodeError as exc:
         raise MalformedBody("bad_utf8", f"the body is not UTF-8 (byte {exc.start})") from None
     try:
-        value = json.loads(
-            text,
-            object_pairs_hook=_unique_keys,
-            parse_constant=_no_constants,
-            parse_int=bounded_int,
-            parse_float=bounded_float,
-        )
+        value = _decoder(max_number_chars).decode(text)
     except _Refused as exc:
         raise MalformedBody(exc.reason, str(exc)) from None
     except json.JSONDecodeError as exc:
