@@ -177,7 +177,7 @@ def insert_for(conn: Connection, table: Any) -> Any:
 _PREPARED: dict[tuple[str, str], Any] = {}
 
 
-def _prepared(conn: Connection, name: str, build: Callable[[Connection, Any], Any], table: Any) -> Any:
+def prepared(conn: Connection, name: str, build: Callable[[Connection, Any], Any], table: Any) -> Any:
     """A statement built once per dialect, its values given at execution: SQLAlchemy then compiles it once and
     reuses it, instead of building and compiling a statement with the row's values inlined for every row."""
     key = (conn.dialect.name, name)
@@ -286,7 +286,7 @@ class StoreTransaction:
     def record_interruption(self, interruption: DealInterrupted) -> Recorded:
         """Insert-or-ignore by id; a higher ``revision`` replaces the stored verdict (not its status)."""
         values = _interruption_values(interruption)
-        stmt = _prepared(self.conn, "insert-interruption", _insert_or_ignore, InterruptionRow)
+        stmt = prepared(self.conn, "insert-interruption", _insert_or_ignore, InterruptionRow)
         if self.conn.execute(stmt, {"id": interruption.id, "status": "open", **values}).first() is not None:
             return "created"
         revised = (
@@ -318,7 +318,7 @@ class StoreTransaction:
             "created_at": as_utc(task.created_at),
             **_task_values(task),
         }
-        stmt = _prepared(self.conn, "insert-task", _insert_or_ignore, TaskRow)
+        stmt = prepared(self.conn, "insert-task", _insert_or_ignore, TaskRow)
         return self.conn.execute(stmt, params).first() is not None
 
     def get_task(self, task_id: str) -> RecoveryTask | None:
@@ -351,7 +351,7 @@ class StoreTransaction:
 
     def append_outbox(self, topic: str, key: str, value: str, now: datetime) -> None:
         self.conn.execute(
-            _prepared(self.conn, "insert-outbox", insert_for, OutboxRow),
+            prepared(self.conn, "insert-outbox", insert_for, OutboxRow),
             {"topic": topic, "key": key, "value": value, "created_at": as_utc(now), "published_at": None},
         )
 
@@ -366,7 +366,7 @@ def save_offsets(conn: Connection, group_id: str, offsets: Mapping[tuple[str, in
         for (topic, partition), next_offset in offsets.items()
     ]
     if rows:
-        conn.execute(_prepared(conn, "upsert-offset", _upsert_offset, ConsumedOffsetRow), rows)
+        conn.execute(prepared(conn, "upsert-offset", _upsert_offset, ConsumedOffsetRow), rows)
 
 
 def load_offsets(conn: Connection, group_id: str, topics: Sequence[str]) -> dict[tuple[str, int], int]:

@@ -14,7 +14,14 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.engine import Connection, Engine
 
 from services.common.db import ConsumedOffsetRow, StatRow, StatsFactRow, TaskRow
-from services.common.repositories import as_utc, ensure_schema, insert_for, load_offsets, save_offsets
+from services.common.repositories import (
+    as_utc,
+    ensure_schema,
+    insert_for,
+    load_offsets,
+    prepared,
+    save_offsets,
+)
 
 DIMENSIONS = ("kind", "cause", "side", "stage", "owner")
 """Dimensions a counter is kept by; ``period`` (the bucket) is the sixth one can group by."""
@@ -42,6 +49,19 @@ class StatCount:
     count: int
 
 
+def _upsert_fact(conn: Connection, table: Any) -> Any:
+    stmt = insert_for(conn, table)
+    return stmt.on_conflict_do_update(index_elements=["interruption_id"], set_={"body": stmt.excluded.body})
+
+
+def _add_counts(conn: Connection, table: Any) -> Any:
+    stmt = insert_for(conn, table)
+    return stmt.on_conflict_do_update(
+        index_elements=["metric", "period", "bucket", *DIMENSIONS],
+        set_={"count": table.count + stmt.excluded.count},
+    )
+
+
 class StatsTransaction:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -56,27 +76,26 @@ class StatsTransaction:
         return {r.interruption_id: dict(r.body) for r in self.conn.execute(stmt)}
 
     def save_facts(self, facts: Mapping[str, Mapping[str, Any]]) -> None:
-        for fact_id, body in facts.items():
-            stmt = insert_for(self.conn, StatsFactRow).values(interruption_id=fact_id, body=dict(body))
-            self.conn.execute(
-                stmt.on_conflict_do_update(index_elements=["interruption_id"], set_={"body": dict(body)})
-            )
+        rows = [{"interruption_id": fact_id, "body": dict(body)} for fact_id, body in facts.items()]
+        if rows:
+            self.conn.execute(prepared(self.conn, "upsert-stats-fact", _upsert_fact, StatsFactRow), rows)
 
     def add_counts(self, counts: Mapping[StatCell, int]) -> None:
         """Add each (possibly negative) delta to its counter, creating the counter at zero."""
-        for cell, delta in counts.items():
-            if delta == 0:
-                continue
-            dims = {d: getattr(cell, d)[: _SIZES[d]] for d in DIMENSIONS}
-            stmt = insert_for(self.conn, StatRow).values(
-                metric=cell.metric, period=cell.period, bucket=cell.bucket, value=0.0, count=delta, **dims
-            )
-            self.conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["metric", "period", "bucket", *DIMENSIONS],
-                    set_={"count": StatRow.count + stmt.excluded.count},
-                )
-            )
+        rows = [
+            {
+                "metric": cell.metric,
+                "period": cell.period,
+                "bucket": cell.bucket,
+                "value": 0.0,
+                "count": delta,
+                **{d: getattr(cell, d)[: _SIZES[d]] for d in DIMENSIONS},
+            }
+            for cell, delta in counts.items()
+            if delta != 0
+        ]
+        if rows:  # one statement for the whole batch (executemany), compiled once
+            self.conn.execute(prepared(self.conn, "add-stats-counts", _add_counts, StatRow), rows)
 
     def save_offsets(self, group_id: str, offsets: Mapping[tuple[str, int], int]) -> None:
         save_offsets(self.conn, group_id, offsets)
