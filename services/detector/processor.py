@@ -12,6 +12,7 @@ refilled from the changelog, which the cache would not see).
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 import logging
@@ -89,6 +90,18 @@ class DetectorProcessor:
                 await self._command(rec, dirty)
             else:
                 await self._change(rec, now, dirty, outgoing)
+        # What the batch decided is in the broker before the states that remember deciding it: killed in between,
+        # the detector takes the batch's events again from the older states and says the same again (same ids).
+        # The other order could lose it: the newer states, recovered, would take those events as redeliveries.
+        acks = []
+        for key, outcome, state in outgoing:
+            message = to_message(outcome, state, key.decode(), now)
+            sent = await self.send_interruption(key, message.model_dump_json().encode())
+            if inspect.isawaitable(sent):
+                acks.append(sent)
+            metrics.OUTCOMES.labels(kind=outcome.kind, what=_what(outcome)).inc()
+        if acks:
+            await asyncio.gather(*acks)
         for key, state in dirty.items():
             raw = state.encode()
             self.store[key] = raw
@@ -96,10 +109,6 @@ class DetectorProcessor:
             written = self.changelog(state.partition, key, raw)
             if inspect.isawaitable(written):
                 await written
-        for key, outcome, state in outgoing:
-            message = to_message(outcome, state, key.decode(), now)
-            await self.send_interruption(key, message.model_dump_json().encode())
-            metrics.OUTCOMES.labels(kind=outcome.kind, what=_what(outcome)).inc()
         metrics.PENDING.set(sum(len(h) for h in self.heaps.values()))
 
     async def _change(
