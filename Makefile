@@ -18,7 +18,7 @@ help:
 	@echo "            and installs Debian's chromium (the dashboard's browser test) if it is missing"
 	@echo "make fuzz   the hostile-input tests at full size (10,000+ generated requests; a few minutes)"
 	@echo "make faults the fault tests at full size: 5,000 events x3 redelivered, 20,000 events with the workers"
-	@echo "            killed 5 times each, the broker frozen 30 s under 100 webhooks/s (about 10 minutes)"
+	@echo "            killed 5 times each, the broker frozen 30 s under 100 webhooks/s (3-4 minutes)"
 
 # The virtualenv, reinstalled only when pyproject.toml changes.
 setup: $(STAMP)

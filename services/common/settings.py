@@ -123,7 +123,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1_048_576
     max_batch_events: int = 1000
     max_json_depth: int = 32
-    broker_timeout_seconds: float = 5.0
+    broker_timeout_seconds: float = 2.0
     """How long a webhook waits for the broker's acknowledgement before answering 503."""
     ingest_max_in_flight: int = Field(default=1000, ge=1)
     """Webhook requests handled at once; more are answered 429 with Retry-After."""
