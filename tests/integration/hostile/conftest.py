@@ -33,7 +33,7 @@ from schemas import Topics
 from services.api.web import ApiService
 from services.common.settings import Settings
 from services.ingest.web import IngestService
-from tests.helpers import TEST_GENERIC_SECRET
+from tests.helpers import TEST_GENERIC_SECRET, standard_webhooks_headers
 from tests.integration.hostile.inprocess import served
 
 EXAMPLES = max(1, int(os.environ.get("DEALWATCH_FUZZ_EXAMPLES", "20")))
@@ -249,16 +249,7 @@ def nothing_written(web: Web, before: dict[str, int]) -> bool:
 def generic_headers(
     body: bytes, *, secret: str = TEST_GENERIC_SECRET, msg_id: str | None = None, timestamp: int | None = None
 ) -> dict[str, str]:
-    msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
-    ts = str(int(time.time()) if timestamp is None else timestamp)
-    key = base64.b64decode(secret.removeprefix("whsec_"))
-    mac = hmac.new(key, f"{msg_id}.{ts}.".encode() + body, hashlib.sha256).digest()
-    return {
-        "content-type": "application/json",
-        "webhook-id": msg_id,
-        "webhook-timestamp": ts,
-        "webhook-signature": "v1," + base64.b64encode(mac).decode(),
-    }
+    return standard_webhooks_headers(secret, body, msg_id, timestamp)
 
 
 def hubspot_headers(

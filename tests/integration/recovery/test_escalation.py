@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -13,26 +13,17 @@ from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 
 from schemas import RecoveryTask, Topics
-from services.common.db import OutboxRow, make_engine
+from services.common.db import OutboxRow
 from services.common.repositories import SqlAlchemyStore
 from services.common.settings import Settings
 from services.recovery.domain.playbooks import TaskPolicy, build_task, load_playbooks
 from services.recovery.escalation import Escalator
-from services.recovery.worker import run
 from tests.conftest import eventually
 from tests.helpers import read_topic
 from tests.unit.recovery.factories import NOW, interruption
 
 pytestmark = pytest.mark.integration
 MANAGERS = {"u-7": "m-1", "default": "m-9"}
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[SqlAlchemyStore]:
-    s = SqlAlchemyStore(make_engine(db_url))
-    s.create_schema()
-    yield s
-    s.engine.dispose()
 
 
 def overdue_task(store: SqlAlchemyStore, deal_id: str = "D-1001", **changes: Any) -> RecoveryTask:
@@ -100,22 +91,6 @@ def settings(broker_bootstrap: str, db_url: str) -> Settings:
         managers=MANAGERS,
         escalation_interval_seconds=0.05,
     )
-
-
-@pytest.fixture
-async def worker(settings: Settings, created_topics: Topics) -> AsyncIterator[Callable[[], Any]]:
-    running: list[tuple[asyncio.Event, asyncio.Task[None]]] = []
-
-    async def start() -> tuple[asyncio.Event, asyncio.Task[None]]:
-        stop = asyncio.Event()
-        task = asyncio.create_task(run(settings, created_topics, stop))
-        running.append((stop, task))
-        return stop, task
-
-    yield start
-    for stop, task in running:
-        stop.set()
-        await asyncio.wait_for(task, timeout=30)
 
 
 async def test_an_overdue_task_is_escalated_once_by_two_workers_and_again_after_a_restart(

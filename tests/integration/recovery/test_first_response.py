@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,7 +13,6 @@ from aiokafka import AIOKafkaProducer
 
 from schemas import DealChanged, RecoveryTask, Topics
 from schemas.events import ActivityInfo, DealFields
-from services.common.db import make_engine
 from services.common.repositories import SqlAlchemyStore, TaskFilter
 from services.common.settings import Settings
 from services.recovery.worker import group_id, run
@@ -27,22 +26,6 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def settings(broker_bootstrap: str, db_url: str) -> Settings:
     return Settings(kafka_bootstrap=broker_bootstrap, database_url=db_url)
-
-
-@pytest.fixture
-def store(settings: Settings) -> Iterator[SqlAlchemyStore]:
-    s = SqlAlchemyStore(make_engine(settings.database_url))
-    s.create_schema()
-    yield s
-    s.engine.dispose()
-
-
-@pytest.fixture
-async def producer(broker_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
-    p = AIOKafkaProducer(bootstrap_servers=broker_bootstrap, acks="all")
-    await p.start()
-    yield p
-    await p.stop()
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import base64
 import hashlib
 import hmac
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,7 +18,6 @@ from aiokafka import AIOKafkaProducer
 from pydantic import SecretStr
 
 from schemas import RecoveryTaskCreated, Topics
-from services.common.db import make_engine
 from services.common.repositories import NewDelivery, SqlAlchemyStore
 from services.common.settings import Settings, Subscriber
 from services.recovery.worker import run
@@ -76,14 +75,6 @@ async def receivers() -> AsyncIterator[Callable[[int], Any]]:
     yield start
     for runner in runners:
         await runner.cleanup()
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[SqlAlchemyStore]:
-    s = SqlAlchemyStore(make_engine(db_url))
-    s.create_schema()
-    yield s
-    s.engine.dispose()
 
 
 def verify(secret: str, headers: dict[str, str], body: bytes) -> bool:

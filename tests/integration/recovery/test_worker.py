@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,10 +13,9 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client import REGISTRY
 
 from schemas import DealInterrupted, RecoveryTask, RecoveryTaskCreated, Topics
-from services.common.db import make_engine
 from services.common.repositories import SqlAlchemyStore, TaskFilter
 from services.common.settings import Settings
-from services.recovery.worker import group_id, run
+from services.recovery.worker import group_id
 from tests.conftest import eventually
 from tests.helpers import read_topic
 from tests.unit.recovery.factories import interruption, resumed
@@ -27,39 +26,6 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def settings(broker_bootstrap: str, db_url: str) -> Settings:
     return Settings(kafka_bootstrap=broker_bootstrap, database_url=db_url, topic_partitions=3)
-
-
-@pytest.fixture
-async def producer(broker_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
-    p = AIOKafkaProducer(bootstrap_servers=broker_bootstrap, acks="all")
-    await p.start()
-    yield p
-    await p.stop()
-
-
-@pytest.fixture
-def store(settings: Settings) -> Iterator[SqlAlchemyStore]:
-    s = SqlAlchemyStore(make_engine(settings.database_url))
-    s.create_schema()
-    yield s
-    s.engine.dispose()
-
-
-@pytest.fixture
-async def worker(settings: Settings, created_topics: Topics) -> AsyncIterator[Callable[[], Any]]:
-    """Starts the worker; every started one is stopped (and must stop cleanly) at the end."""
-    running: list[tuple[asyncio.Event, asyncio.Task[None]]] = []
-
-    async def start() -> tuple[asyncio.Event, asyncio.Task[None]]:
-        stop = asyncio.Event()
-        task = asyncio.create_task(run(settings, created_topics, stop))
-        running.append((stop, task))
-        return stop, task
-
-    yield start
-    for stop, task in running:
-        stop.set()
-        await asyncio.wait_for(task, timeout=30)
 
 
 async def send(producer: AIOKafkaProducer, topic: str, message: Any, key: str = "generic:D-1001") -> None:
