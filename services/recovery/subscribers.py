@@ -82,7 +82,17 @@ class Deliverer:
             return
         now = self.clock()
         lease = timedelta(seconds=self.timeout * LEASE_TIMEOUTS)
-        if not await asyncio.to_thread(self.store.claim_delivery, delivery, now, now + lease):
+        claim = asyncio.ensure_future(
+            asyncio.to_thread(self.store.claim_delivery, delivery, now, now + lease)
+        )
+        try:
+            claimed = await asyncio.shield(claim)
+        except asyncio.CancelledError:
+            # Stopped while the claim ran in its thread: if it went through, give the delivery back at once.
+            if await claim:
+                await asyncio.shield(asyncio.to_thread(self.store.release_delivery, delivery, self.clock()))
+            raise
+        if not claimed:
             return  # another worker took it
         try:
             error = await self._post(client, subscriber, delivery)
