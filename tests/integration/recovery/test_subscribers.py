@@ -264,3 +264,47 @@ def test_a_delivery_given_up_on_is_kept_as_a_dead_letter_and_never_tried_again(
     (dead,) = store.dead_deliveries()
     assert (dead.delivery.id, dead.delivery.attempts, dead.last_error) == (delivery.id, 5, "HTTP 503")
     assert dead.dead_at == now
+
+
+async def test_a_delivery_claimed_in_the_moment_the_worker_stops_is_given_back_at_once(
+    store: SqlAlchemyStore,
+) -> None:
+    import threading
+
+    import httpx
+
+    from services.recovery.subscribers import Deliverer
+
+    now = datetime.now(UTC)
+    with store.transaction() as tx:
+        tx.append_outbox("tasks", "generic:D-1", "{}", now)
+    (pending,) = store.pending_outbox()
+    url = "http://127.0.0.1:9/hook"
+    store.mark_published([pending.seq], now, [NewDelivery(url, "msg_t_v1", "generic:D-1", "{}")])
+    (delivery,) = store.due_deliveries(now)
+    settings = Settings(
+        subscribers=[Subscriber(url=url, secret=SecretStr(SECRET))], subscriber_timeout_seconds=600
+    )
+    deliverer = Deliverer(store, None, settings, "dlq")  # type: ignore[arg-type]
+    claiming, go_on, claimed = threading.Event(), threading.Event(), threading.Event()
+    claim = store.claim_delivery
+
+    def slow_claim(*args: Any) -> bool:
+        claiming.set()
+        go_on.wait(10)
+        try:
+            return claim(*args)
+        finally:
+            claimed.set()
+
+    store.claim_delivery = slow_claim  # type: ignore[method-assign]
+    async with httpx.AsyncClient() as client:
+        task = asyncio.create_task(deliverer.deliver(client, delivery))
+        await asyncio.to_thread(claiming.wait, 10)
+        task.cancel()  # the worker stops while the claim is being written
+        go_on.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.to_thread(claimed.wait, 10)  # the claim went through in its thread
+    (again,) = store.due_deliveries(datetime.now(UTC))  # due now, not in 3 x 600 s
+    assert again.id == delivery.id and again.attempts == 0
