@@ -78,7 +78,7 @@ class Deliverer:
         subscriber = self.subscribers.get(delivery.subscriber)
         if subscriber is None:
             log.warning("webhooks: dropping a delivery to a subscriber no longer configured")
-            await asyncio.to_thread(self.store.finish_delivery, delivery.id)
+            await _to_the_end(self.store.finish_delivery, delivery.id)
             return
         now = self.clock()
         lease = timedelta(seconds=self.timeout * LEASE_TIMEOUTS)
@@ -90,7 +90,7 @@ class Deliverer:
         except asyncio.CancelledError:
             # Stopped while the claim ran in its thread: if it went through, give the delivery back at once.
             if await claim:
-                await asyncio.shield(asyncio.to_thread(self.store.release_delivery, delivery, self.clock()))
+                await _to_the_end(self.store.release_delivery, delivery, self.clock())
             raise
         if not claimed:
             return  # another worker took it
@@ -98,22 +98,21 @@ class Deliverer:
             error = await self._post(client, subscriber, delivery)
         except asyncio.CancelledError:
             # Stopping mid-try: the delivery is due again at once (for the next start), not when the lease ends.
-            release = asyncio.to_thread(self.store.release_delivery, delivery, self.clock())
-            await asyncio.shield(release)
+            await _to_the_end(self.store.release_delivery, delivery, self.clock())
             raise
         if error is None:
             WEBHOOK_DELIVERIES.labels(outcome="delivered").inc()
-            await asyncio.to_thread(self.store.finish_delivery, delivery.id)
+            await _to_the_end(self.store.finish_delivery, delivery.id)
             return
         attempts = delivery.attempts + 1
         if attempts >= subscriber.max_attempts:
-            await asyncio.to_thread(self.store.bury_delivery, delivery.id, attempts, error, self.clock())
+            await _to_the_end(self.store.bury_delivery, delivery.id, attempts, error, self.clock())
             WEBHOOK_DELIVERIES.labels(outcome="dead_lettered").inc()
             await self._dead_letter(delivery, attempts, error)
             return
         WEBHOOK_DELIVERIES.labels(outcome="retried").inc()
         when = next_attempt_at(attempts, self.clock(), self.base, self.cap)
-        await asyncio.to_thread(self.store.retry_delivery, delivery.id, attempts, when, error)
+        await _to_the_end(self.store.retry_delivery, delivery.id, attempts, when, error)
 
     async def _post(
         self, client: httpx.AsyncClient, subscriber: Subscriber, delivery: PendingDelivery
@@ -151,6 +150,20 @@ class Deliverer:
             )
         except KafkaError as exc:  # the database keeps the dead-letter record regardless
             log.warning("webhooks: dead letter not published to the topic (%s)", type(exc).__name__)
+
+
+async def _to_the_end(write: Callable[..., object], *args: object) -> None:
+    """Run a store write in its thread and see it finish even when the worker is stopping.
+
+    A plain ``to_thread`` cancelled before its thread starts never runs at all: the outcome of a try (or the
+    release of its claim) would be lost, and the delivery would stay claimed until its lease ends.
+    """
+    write_done = asyncio.ensure_future(asyncio.to_thread(write, *args))
+    try:
+        await asyncio.shield(write_done)
+    except asyncio.CancelledError:
+        await write_done
+        raise
 
 
 def subscriber_urls(subscribers: Sequence[Subscriber]) -> list[str]:

@@ -308,3 +308,67 @@ async def test_a_delivery_claimed_in_the_moment_the_worker_stops_is_given_back_a
         await asyncio.to_thread(claimed.wait, 10)  # the claim went through in its thread
     (again,) = store.due_deliveries(datetime.now(UTC))  # due now, not in 3 x 600 s
     assert again.id == delivery.id and again.attempts == 0
+
+
+async def test_the_outcome_of_a_try_is_recorded_even_when_the_worker_stops_before_the_write_starts(
+    store: SqlAlchemyStore, receivers: Callable[[int], Any]
+) -> None:
+    """A stop that cancels the write of a try's outcome while the write still waits for a thread must not
+    drop it: the delivery would stay claimed for the whole lease, and be posted again after it."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    from services.recovery.subscribers import Deliverer
+
+    receiver = await receivers(0)
+    receiver.hold = asyncio.Event()
+    now = datetime.now(UTC)
+    with store.transaction() as tx:
+        tx.append_outbox("tasks", "generic:D-1", "{}", now)
+    (pending,) = store.pending_outbox()
+    store.mark_published([pending.seq], now, [NewDelivery(receiver.url, "msg_t_v1", "generic:D-1", "{}")])
+    (delivery,) = store.due_deliveries(now)
+    settings = Settings(
+        subscribers=[Subscriber(url=receiver.url, secret=SecretStr(SECRET))], subscriber_timeout_seconds=600
+    )
+    deliverer = Deliverer(store, None, settings, "dlq")  # type: ignore[arg-type]
+    finish = store.finish_delivery
+    queued = threading.Event()
+
+    def finish_delivery(delivery_id: int) -> None:
+        finish(delivery_id)
+
+    class OneThread(ThreadPoolExecutor):
+        """The loop's only worker thread, so that a write can be made to wait for it."""
+
+        def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+            if finish_delivery in getattr(fn, "args", ()):
+                queued.set()
+            return super().submit(fn, *args, **kwargs)
+
+    async def write_waits() -> bool:
+        return queued.is_set()
+
+    loop = asyncio.get_running_loop()
+    loop.set_default_executor(OneThread(max_workers=1))
+    store.finish_delivery = finish_delivery  # type: ignore[method-assign]
+    busy = threading.Event()
+    try:
+        async with httpx.AsyncClient() as client:
+            task = asyncio.create_task(deliverer.deliver(client, delivery))
+            await asyncio.wait_for(receiver.arrived.wait(), timeout=10)
+            occupied = loop.run_in_executor(None, busy.wait, 10)  # the only thread is taken
+            receiver.hold.set()  # the subscriber takes the try; the write of that must wait for the thread
+            await eventually(write_waits, what="the write of the outcome waiting for its thread")
+            task.cancel()  # the worker stops before the write has started
+            busy.set()
+            await occupied
+            with pytest.raises(asyncio.CancelledError):
+                await task
+    finally:
+        busy.set()
+        loop.set_default_executor(ThreadPoolExecutor())  # the other tests' threads back
+    assert len(receiver.accepted()) == 1
+    assert store.due_deliveries(now.replace(year=9999)) == []  # recorded, not left claimed for the lease
