@@ -77,6 +77,11 @@ def create_app(settings: Settings, topics: Topics | None = None, bootstrap: str 
         broker_session_timeout=settings.session_timeout,
         broker_heartbeat_interval=settings.heartbeat_interval,
         table_standby_replicas=settings.standby_replicas,
+        # The check compares a partition's stored offset with the broker's listed end, to catch a store file
+        # left from deleted topics. The tables live in memory, so the stored offset is one this process read
+        # from the changelog itself; and the embedded broker lists the end of a partition's last batch, not of
+        # its last record, so the check would stop a worker that took over a standby copy (ConsistencyError).
+        recovery_consistency_check=False,
         stream_buffer_maxsize=max(4096, settings.detector_batch_size * 4),
         worker_redirect_stdouts=False,
         autodiscover=False,

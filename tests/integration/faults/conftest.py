@@ -7,11 +7,13 @@ Faust) log everything into their log files under the test's temporary directory.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +25,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from sqlalchemy import func, select
 
 from schemas.topics import Topics
+from services.common.broker import make_producer
 from services.common.db import InterruptionRow, TaskRow, make_engine
 from services.recovery.worker import group_id as recovery_group
 from tests.conftest import eventually
@@ -132,28 +135,40 @@ def worker_env(bootstrap: str, topics: Topics, database_url: str, **extra: str) 
 
 @dataclass
 class Pipeline:
-    """The detector and the recovery worker as children, on one broker, topics and database."""
+    """The detector (one or more, in one group) and the recovery worker as children, on one broker, topics
+    and database."""
 
-    detector: Child
+    detectors: list[Child]
     recovery: Child
 
+    @property
+    def detector(self) -> Child:
+        return self.detectors[0]
+
     def start(self) -> None:
-        self.detector.start()
+        for detector in self.detectors:
+            detector.start()
         self.recovery.start()
 
     def assert_alive(self) -> None:
-        self.detector.assert_alive()
+        for detector in self.detectors:
+            detector.assert_alive()
         self.recovery.assert_alive()
 
     def stop(self) -> None:
-        self.detector.stop()
+        for detector in self.detectors:
+            detector.stop()
         self.recovery.stop()
 
 
-def make_pipeline(bootstrap: str, topics: Topics, database_url: str, workdir: Path) -> Pipeline:
-    env = worker_env(bootstrap, topics, database_url)
+def make_pipeline(
+    bootstrap: str, topics: Topics, database_url: str, workdir: Path, detectors: int = 1, **extra: str
+) -> Pipeline:
+    """``detectors`` workers in the detector's group; ``extra`` settings (``DEALWATCH_*``) for all of them."""
+    env = worker_env(bootstrap, topics, database_url, **extra)
+    names = ["detector"] if detectors == 1 else [f"detector-{n + 1}" for n in range(detectors)]
     return Pipeline(
-        detector=Child("detector", ["-m", "services.detector"], env, workdir),
+        detectors=[Child(name, ["-m", "services.detector"], env, workdir) for name in names],
         recovery=Child("recovery", ["-m", "dealwatch", "worker", "recovery"], env, workdir),
     )
 
@@ -163,8 +178,8 @@ def pipeline_factory(tmp_path: Path) -> Iterator[Any]:
     """Makes pipelines that are stopped after the test, whatever happened."""
     made: list[Pipeline] = []
 
-    def make(bootstrap: str, topics: Topics, database_url: str) -> Pipeline:
-        pipeline = make_pipeline(bootstrap, topics, database_url, tmp_path)
+    def make(bootstrap: str, topics: Topics, database_url: str, detectors: int = 1, **extra: str) -> Pipeline:
+        pipeline = make_pipeline(bootstrap, topics, database_url, tmp_path, detectors, **extra)
         made.append(pipeline)
         return pipeline
 
@@ -272,6 +287,22 @@ def stored(database_url: str) -> Stored:
         distinct_task_interruptions=int(distinct),
         task_interruptions=ids,
     )
+
+
+async def produce(bootstrap: str, topic: str, values: list[tuple[bytes, bytes]]) -> None:
+    producer = make_producer(bootstrap, linger_ms=5)
+    await producer.start()
+    try:
+        for start in range(0, len(values), 1000):
+            acks = [await producer.send(topic, v, key=k) for k, v in values[start : start + 1000]]
+            await asyncio.gather(*acks)
+    finally:
+        await producer.stop()
+
+
+def marks(kills: int) -> deque[float]:
+    """Progress shares at which to kill: spread out, none at the very start or end (10/30/50/70/90 % for 5)."""
+    return deque((k + 0.5) / kills for k in range(kills))
 
 
 def detector_group(topics: Topics) -> str:

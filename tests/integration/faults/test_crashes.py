@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections import Counter, defaultdict, deque
+from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,7 +25,6 @@ from sqlalchemy import func, select
 
 from schemas import DealChanged
 from schemas.topics import Topics
-from services.common.broker import make_producer
 from services.common.db import TaskRow, make_engine
 from tests.conftest import eventually
 from tests.integration.faults.checks import (
@@ -41,6 +40,8 @@ from tests.integration.faults.conftest import (
     Sizes,
     detector_group,
     drain,
+    marks,
+    produce,
     stored,
     topic_records,
     topic_values,
@@ -53,17 +54,6 @@ pytestmark = pytest.mark.integration
 SEED = 5
 
 
-async def produce(bootstrap: str, topic: str, values: list[tuple[bytes, bytes]]) -> None:
-    producer = make_producer(bootstrap, linger_ms=5)
-    await producer.start()
-    try:
-        for start in range(0, len(values), 1000):
-            acks = [await producer.send(topic, v, key=k) for k, v in values[start : start + 1000]]
-            await asyncio.gather(*acks)
-    finally:
-        await producer.stop()
-
-
 def order_per_deal(values: list[tuple[Any, bytes]]) -> dict[str, list[str]]:
     """Each deal's event ids in order."""
     order: dict[str, list[str]] = defaultdict(list)
@@ -71,11 +61,6 @@ def order_per_deal(values: list[tuple[Any, bytes]]) -> dict[str, list[str]]:
         event = json.loads(value)
         order[event["deal_id"]].append(event["event_id"])
     return order
-
-
-def marks(kills: int) -> deque[float]:
-    """Progress shares at which to kill: spread out, none at the very start or end (10/30/50/70/90 % for 5)."""
-    return deque((k + 0.5) / kills for k in range(kills))
 
 
 def halves(events: list[DealChanged]) -> tuple[list[DealChanged], list[DealChanged]]:
