@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import gc
 import logging
 import os
 import signal
@@ -117,8 +118,24 @@ def serve_http(settings: Settings, parts: list[WebPart]) -> int:
     # these no-op handlers a requested, graceful stop ends the process with status 0.
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _ignore_signal)
+    calm_garbage_collector()
     server.run()
     return 0 if server.started else 3
+
+
+def calm_garbage_collector() -> None:
+    """Fewer, cheaper collections for a long-running server.
+
+    What was built at start-up (modules, the app, settings, schemas) moves to a generation that is never
+    scanned again, and the youngest generation is collected every 10,000 allocations instead of 700. Every
+    request allocates many short-lived tracked objects (pydantic validation, aiokafka records); with dozens
+    of requests in flight, each young collection walked about ten thousand live objects, some 100-250 µs per
+    webhook. Memory is still reclaimed: reference counting frees almost everything, and cycles are still
+    collected, only in larger steps.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 50, 100)
 
 
 def _ignore_signal(_sig: int, _frame: object) -> None:

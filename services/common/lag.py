@@ -165,13 +165,20 @@ class BrokerReader:
 
 
 async def _group_states(admin: Any, groups: list[str]) -> dict[str, str]:
+    """Each group's state, one DescribeGroups request per group.
+
+    aiokafka (0.14) asks for DescribeGroups v3 but reads the answer with the v2 layout, which lacks v3's
+    ``authorized_operations`` after each group: the first group reads right and the rest of the answer is
+    misaligned, so describing several groups at once fails in the connection's reader ("Buffer underrun
+    decoding string", logged as an unexpected exception, the connection dropped and every state lost). With
+    one group per request, the field that layout does not know is the last one of the answer and is never read.
+    """
     states = dict.fromkeys(groups, "")
-    if not groups:
-        return states
-    with contextlib.suppress(KafkaError, ValueError, AttributeError):
-        for response in await admin.describe_consumer_groups(groups):
-            for described in response.groups:
-                states[described[1]] = str(described[2])
+    for group in groups:
+        with contextlib.suppress(KafkaError, ValueError, AttributeError):
+            for response in await admin.describe_consumer_groups([group]):
+                for described in response.groups:
+                    states[described[1]] = str(described[2])
     return states
 
 

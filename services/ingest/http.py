@@ -34,8 +34,12 @@ class WebhookError(Exception):
         return json_response(self.status, {"error": self.code, "detail": self.detail}, self.headers)
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+"""Made once: ``json.dumps`` with any option builds a new encoder on every call."""
+
+
 def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
-    content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    content = _ENCODER.encode(body).encode()
     return Response(content=content, status_code=status, media_type="application/json", headers=headers)
 
 

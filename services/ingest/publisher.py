@@ -96,8 +96,16 @@ class KafkaEventPublisher:
         try:
             async with asyncio.timeout(self._timeout):
                 for r in records:
-                    futures.append(await producer.send(r.topic, r.value, key=r.key, headers=list(r.headers)))
-                await asyncio.wait(futures)
+                    # aiokafka's C record builder takes headers as a list only
+                    headers = list(r.headers) if r.headers else None
+                    futures.append(await producer.send(r.topic, r.value, key=r.key, headers=headers))
+                # The records of a request mostly travel in the same produce request: once the first one is
+                # acknowledged the rest usually are too, and a finished one needs no wait (``asyncio.wait`` over
+                # all of them would add and remove a callback on each). ``wait``, unlike ``await``, never
+                # cancels a record's future when the deadline passes.
+                for future in futures:
+                    if not future.done():
+                        await asyncio.wait((future,))
         except (TimeoutError, KafkaError) as exc:
             self._healthy = False
             for future in futures:

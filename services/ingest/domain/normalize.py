@@ -24,17 +24,21 @@ def normalize_generic_event(event: GenericEvent, *, received_at: datetime) -> De
     deal = event.deal
     if event.type == "deal.deleted" and deal.status is None:
         deal = deal.model_copy(update={"status": "deleted"})
-    return DealChanged(
-        event_id=event.event_id,
-        source=SOURCE,
-        deal_id=deal.id,
-        occurred_at=event.occurred_at,
-        received_at=received_at,
-        type=event.type,
-        deal=deal,
-        previous=event.previous,
-        activity=event.activity,
-        contact=event.contact,
+    # ``model_validate`` of a dict: the nested parts are already validated models, taken as they are, and it
+    # costs less than the keyword constructor (or ``model_construct``, which is pure Python).
+    return DealChanged.model_validate(
+        {
+            "event_id": event.event_id,
+            "source": SOURCE,
+            "deal_id": deal.id,
+            "occurred_at": event.occurred_at,
+            "received_at": received_at,
+            "type": event.type,
+            "deal": deal,
+            "previous": event.previous,
+            "activity": event.activity,
+            "contact": event.contact,
+        }
     )
 
 

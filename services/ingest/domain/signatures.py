@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -63,8 +62,9 @@ class StandardWebhooksVerifier:
         return cls(key=key, tolerance_seconds=tolerance_seconds)
 
     def sign(self, msg_id: str, timestamp: str, body: bytes) -> str:
-        mac = hmac.new(self.key, msg_id.encode() + b"." + timestamp.encode() + b"." + body, hashlib.sha256)
-        return base64.b64encode(mac.digest()).decode()
+        # ``hmac.digest`` is the one-shot OpenSSL path: no HMAC object per request.
+        mac = hmac.digest(self.key, b"%s.%s.%s" % (msg_id.encode(), timestamp.encode(), body), "sha256")
+        return base64.b64encode(mac).decode()
 
     def verify(
         self, *, msg_id: str | None, timestamp: str | None, signature: str | None, body: bytes, now: datetime
@@ -107,7 +107,7 @@ class HubSpotV3Verifier:
 
     def sign(self, method: str, uri: str, body: bytes, timestamp_ms: str) -> str:
         source = method.encode() + uri.encode() + body + timestamp_ms.encode()
-        return base64.b64encode(hmac.new(self.client_secret, source, hashlib.sha256).digest()).decode()
+        return base64.b64encode(hmac.digest(self.client_secret, source, "sha256")).decode()
 
     def verify(
         self,

@@ -10,6 +10,7 @@ import pytest
 
 from services.ingest.domain.normalize import normalize_generic
 from services.ingest.domain.outcome import InvalidEvent, TooManyEvents
+from services.ingest.web import to_json
 
 NOW = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)
 CONTRACT_EXAMPLE: dict[str, Any] = {
@@ -138,3 +139,8 @@ def test_an_empty_batch_or_a_batch_of_non_objects_is_refused(payload: list[Any])
 def test_a_batch_longer_than_the_bound_is_refused() -> None:
     with pytest.raises(TooManyEvents):
         normalize_generic([event()] * 4, received_at=NOW, max_events=3)
+
+
+def test_the_record_value_is_the_changes_json() -> None:
+    [change] = normalize_generic(event(), received_at=NOW, max_events=10).events
+    assert to_json(change) == change.model_dump_json().encode()
