@@ -14,6 +14,7 @@ Evidence = tuple[str | None, str, str]
 _SCORABLE = frozenset(c for c in CAUSES if c != "unknown")
 KEEP_HALF_LIFE_DAYS = 45.0
 KEEP_PER_CAUSE = 3
+_KEEP_HALF_LIFE = KEEP_HALF_LIFE_DAYS * DAY
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,18 +115,26 @@ def rank_for_keeping(signals: Iterable[Signal], limit: int) -> list[Signal]:
         return []
     newest = max(s.at for s in best.values())
 
-    def value(s: Signal) -> float:
-        return s.weight * math.pow(0.5, max(newest - s.at, 0.0) / (KEEP_HALF_LIFE_DAYS * DAY))
+    def order(s: Signal) -> tuple[float, float, str, str]:
+        return (
+            -(s.weight * math.pow(0.5, max(newest - s.at, 0.0) / _KEEP_HALF_LIFE)),
+            -s.at,
+            s.event_id,
+            s.cause,
+        )
 
-    ordered = sorted(best.values(), key=lambda s: (-value(s), -s.at, s.event_id, s.cause))
+    # Each signal's key once (this runs for every event with text); keys are unique, so no Signal is compared.
+    ordered = sorted((order(s), s) for s in best.values())
     counts: dict[str, int] = {}
-    first: list[Signal] = []
-    later: list[Signal] = []
-    for s in ordered:
-        counts[s.cause] = counts.get(s.cause, 0) + 1
-        (first if counts[s.cause] <= KEEP_PER_CAUSE else later).append(s)
+    first: list[tuple[tuple[float, float, str, str], Signal]] = []
+    later: list[tuple[tuple[float, float, str, str], Signal]] = []
+    for keyed in ordered:
+        cause = keyed[1].cause
+        counts[cause] = counts.get(cause, 0) + 1
+        (first if counts[cause] <= KEEP_PER_CAUSE else later).append(keyed)
     kept = (first + later)[:limit]
-    return sorted(kept, key=lambda s: (-value(s), -s.at, s.event_id, s.cause))
+    kept.sort(key=lambda keyed: keyed[0])
+    return [s for _, s in kept]
 
 
 def _combined(weights: Iterable[float], repeat: float) -> float:

@@ -11,7 +11,7 @@ import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from services.detector.domain.causes.model import CAUSES, EXCERPT_LIMIT, SIDES, Signal
 from services.detector.domain.causes.text import (
@@ -29,6 +29,7 @@ DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 LEXICON_GLOB = "causes_lexicon.*.toml"
 RULES_FILE = "causes_rules.toml"
 MODIFIERS = ("negation", "hedge", "passing")
+V = TypeVar("V")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,10 +64,10 @@ class Language:
 
     name: str
     scope: Scope
-    factors: Mapping[str, float]
-    pre: LiteralSet[str]
-    post: LiteralSet[str]
-    post_start: LiteralSet[str]
+    pre: LiteralSet[float]
+    """Modifier cues before a hit, each with its modifier's factor (so is ``post`` and ``post_start``)."""
+    post: LiteralSet[float]
+    post_start: LiteralSet[float]
     sides: LiteralSet[tuple[str, float]]
 
     def modifier(self, folded: str, start: int, end: int, lo: int, hi: int) -> float:
@@ -76,7 +77,7 @@ class Language:
         after = folded[end : min(hi, end + s.post_chars)]
         found = self.pre.found_in(before) + self.post.found_in(after)
         found.extend(self.post_start.starts(after.lstrip()))
-        return min((self.factors[name] for name in found), default=1.0)
+        return min(found, default=1.0)
 
     def side(self, text: Segmented, start: int, end: int) -> str | None:
         """Whose person the hit is about, from side cues in its sentence, nearer cues counting more."""
@@ -174,7 +175,7 @@ class Lexicon:
         if not text:
             return []
         shown, folded = prepare(text)
-        found = list(self._terms.finditer(folded))
+        found = self._terms.find(folded)
         if not found or all(t.boost or t.stop for _, _, t in found):
             return []
         segmented = Segmented(folded)
@@ -183,14 +184,18 @@ class Lexicon:
             return []
         s = self._settings
         factor = (s.kind_factor or {}).get(kind, 1.0) * (s.direction_factor or {}).get(direction, 1.0)
-        name = "field:lost_reason" if kind == "lost_reason" else None
-        signals = [
-            self._signal(cause, cause_hits, shown, segmented, factor, event_id, at, name)
-            for cause, cause_hits in hits.items()
+        weighed = [
+            (self._weight(cause_hits, factor), cause, cause_hits) for cause, cause_hits in hits.items()
         ]
-        signals.sort(key=lambda sig: -sig.weight)
-        floor = max(signals[0].weight * s.min_share, s.min_weight)
-        return [sig for sig in signals[: s.max_per_text] if sig.weight >= floor]
+        weighed.sort(key=lambda w: -w[0])
+        floor = max(weighed[0][0] * s.min_share, s.min_weight)
+        # Only the causes kept are worth an excerpt and a Signal.
+        name = "field:lost_reason" if kind == "lost_reason" else None
+        return [
+            self._signal(cause, weight, cause_hits, shown, segmented, event_id, at, name)
+            for weight, cause, cause_hits in weighed[: s.max_per_text]
+            if weight >= floor
+        ]
 
     def _hits(self, text: Segmented, found: list[tuple[int, int, Term]]) -> dict[str, list[_Hit]]:
         boosters = [(s, e, t) for s, e, t in found if t.boost]
@@ -201,7 +206,9 @@ class Lexicon:
                 continue
             lang = self._languages[term.lang]
             lo, hi = text.bounds(start, end, lang.scope.clauses)
-            weight = term.weight + self._bonus(boosters, term, start, end, lo, hi)
+            weight = term.weight
+            if boosters:
+                weight += self._bonus(boosters, term, start, end, lo, hi)
             if weight <= 0.0:
                 continue
             weight *= lang.modifier(text.text, start, end, lo, hi)
@@ -235,21 +242,27 @@ class Lexicon:
                 bonus = b.weight
         return bonus
 
+    def _weight(self, hits: list[_Hit], factor: float) -> float:
+        """One cause's strength in a text: its strongest hit, the others merged in at a discount. Sorts ``hits``,
+        strongest first."""
+        s = self._settings
+        hits.sort(key=lambda h: -h.weight)
+        weight = min(s.cap, (hits[0].weight + s.merge_repeat * sum(h.weight for h in hits[1:])) * factor)
+        return round(weight, 4)
+
     def _signal(
         self,
         cause: str,
+        weight: float,
         hits: list[_Hit],
         shown: str,
         text: Segmented,
-        factor: float,
         event_id: str,
         at: float,
         name: str | None,
     ) -> Signal:
-        s = self._settings
-        hits.sort(key=lambda h: -h.weight)
+        """The signal of one cause from its weight and its hits, sorted strongest first by ``_weight``."""
         top = hits[0]
-        weight = min(s.cap, (top.weight + s.merge_repeat * sum(h.weight for h in hits[1:])) * factor)
         votes = {"ours": 0.0, "customer": 0.0}
         for h in hits:
             if h.side in votes:
@@ -259,7 +272,7 @@ class Lexicon:
             side = "ours" if votes["ours"] > votes["customer"] else "customer"
         lo, hi = text.bounds(top.start, top.end, self._languages[top.lang].scope.sentences)
         words = excerpt(shown, top.start, top.end, lo, hi, EXCERPT_LIMIT)
-        return Signal(cause, round(weight, 4), at, event_id, words, side, name or f"text:{cause}")
+        return Signal(cause, weight, at, event_id, words, side, name or f"text:{cause}")
 
 
 def _language(raw: Mapping[str, Any], path: Path) -> Language:
@@ -280,8 +293,8 @@ def _language(raw: Mapping[str, Any], path: Path) -> Language:
         raise ValueError(f"{path.name}: unknown modifiers {sorted(unknown)}")
     factors = {m: float(mods.get(m, {}).get("factor", 1.0)) for m in MODIFIERS}
 
-    def cues(where: str) -> LiteralSet[str]:
-        return LiteralSet(_entries((m, mods.get(m, {}).get(where, [])) for m in MODIFIERS))
+    def cues(where: str) -> LiteralSet[float]:
+        return LiteralSet(_entries((factors[m], mods.get(m, {}).get(where, [])) for m in MODIFIERS))
 
     side_entries: list[tuple[Phrase, tuple[str, float]]] = []
     for group in raw.get("sides", []):
@@ -290,9 +303,7 @@ def _language(raw: Mapping[str, Any], path: Path) -> Language:
             raise ValueError(f"{path.name}: side must be one of {SIDES}, not {side!r}")
         value = (str(side), float(group.get("weight", 1.0)))
         side_entries.extend((p, value) for pattern in group.get("cues", []) for p in phrases(pattern))
-    return Language(
-        name, scope, factors, cues("pre"), cues("post"), cues("post_start"), LiteralSet(side_entries)
-    )
+    return Language(name, scope, cues("pre"), cues("post"), cues("post_start"), LiteralSet(side_entries))
 
 
 def _strongest(entries: Iterable[tuple[Phrase, Term]]) -> list[tuple[Phrase, Term]]:
@@ -315,8 +326,8 @@ def _strongest(entries: Iterable[tuple[Phrase, Term]]) -> list[tuple[Phrase, Ter
     return [(phrase, term) for (phrase, *_), term in best.items()]
 
 
-def _entries(groups: Iterable[tuple[str, Sequence[str]]]) -> list[tuple[Phrase, str]]:
-    return [(p, name) for name, patterns in groups for pattern in patterns for p in phrases(pattern)]
+def _entries(groups: Iterable[tuple[V, Sequence[str]]]) -> list[tuple[Phrase, V]]:
+    return [(p, value) for value, patterns in groups for pattern in patterns for p in phrases(pattern)]
 
 
 def _terms(raw: Mapping[str, Any], lang: str, path: Path) -> list[tuple[Phrase, Term]]:

@@ -25,12 +25,15 @@ _PUNCT = str.maketrans(
     }
 )  # fmt: skip
 """Quotes and hyphens unified; underscores, slashes and the Japanese middle dot become spaces."""
+_PUNCT_ASCII = tuple(chr(c) for c in _PUNCT if c < 128)
+"""The ASCII characters ``_PUNCT`` changes: an ASCII text without them is left as it is, without a copy."""
 _WORD_HYPHEN = re.compile(r"(?<=\w)-(?=\w)")
 """A hyphen inside a word reads as a space ("follow-up" = "follow up"); a spaced one stays a clause break."""
 _TAG = re.compile(r"<[^<>]{0,300}>")
-_SPACE = re.compile(r"\s+")
 ALNUM = "a-z0-9"
 _MAX_EXPANSIONS = 1024
+_GROUP = 64
+"""First characters per lookahead group in a big trie regex (see ``_trie_source``)."""
 
 
 def prepare(text: str) -> tuple[str, str]:
@@ -44,11 +47,12 @@ def prepare(text: str) -> tuple[str, str]:
     if "&" in text:
         text = html.unescape(text)
     if not text.isascii():
-        text = unicodedata.normalize("NFKC", text)
-    text = text.translate(_PUNCT)
+        text = unicodedata.normalize("NFKC", text).translate(_PUNCT)
+    elif any(ch in text for ch in _PUNCT_ASCII):
+        text = text.translate(_PUNCT)
     if "-" in text:
         text = _WORD_HYPHEN.sub(" ", text)
-    shown = _SPACE.sub(" ", text).strip()
+    shown = " ".join(text.split())  # str.split and the regex \s agree on what is a space; this is faster
     folded = shown.casefold()
     return (shown if len(shown) == len(folded) else folded), folded
 
@@ -97,7 +101,10 @@ def _trie_source(items: Iterable[Phrase]) -> str:
     """One regex for all phrases: a trie, longest phrase first at every branch, ASCII words bounded.
 
     Every top-level branch starts with its literal first character (an ASCII word's left boundary is checked
-    just after it), so the regex engine can skip positions whose character starts no phrase.
+    just after it), so the regex engine can skip positions whose character starts no phrase. The engine tries a
+    position's branches one after another, though, so with hundreds of first characters (Japanese) that is most
+    of the cost: then the branches go in groups of ``_GROUP`` first characters, each behind a lookahead for its
+    characters, and a position tries a few groups. Only one branch can match at a position either way.
     """
     root: _Node = {}
     for p in items:
@@ -120,11 +127,18 @@ def _trie_source(items: Iterable[Phrase]) -> str:
         body = alts[0] if len(alts) == 1 and "\0end" not in node else "(?:" + "|".join(alts) + ")"
         return body + ("?" if "\0end" in node else "")
 
+    firsts = sorted(root)
     branches = []
-    for ch, child in sorted(root.items()):
+    for ch in firsts:
         bound = f"(?<![{ALNUM}].)" if _is_alnum(ch) else ""
-        branches.append(re.escape(ch) + bound + emit(child))
-    return "|".join(branches) if branches else "(?!)"
+        branches.append(re.escape(ch) + bound + emit(root[ch]))
+    if len(branches) <= _GROUP:
+        return "|".join(branches) if branches else "(?!)"
+    groups = []
+    for i in range(0, len(branches), _GROUP):
+        chars = "".join(re.escape(ch) for ch in firsts[i : i + _GROUP])
+        groups.append(f"(?=[{chars}])(?:" + "|".join(branches[i : i + _GROUP]) + ")")
+    return "|".join(groups)
 
 
 class LiteralSet(Generic[V]):
@@ -153,6 +167,20 @@ class LiteralSet(Generic[V]):
             if wild is not None:
                 return wild
         return ()
+
+    def find(self, text: str) -> list[tuple[int, int, V]]:
+        """Every hit in a whole text as (start, end, value), in order: ``finditer`` without a generator's cost."""
+        exact = self._exact
+        out = []
+        for m in (self._ascii if text.isascii() else self.regex).finditer(text):
+            matched = m.group()
+            values: Sequence[V] | None = exact.get(matched)
+            if values is None:
+                values = self.values_of(matched)
+            start, end = m.span()
+            for v in values:
+                out.append((start, end, v))
+        return out
 
     def finditer(self, text: str, start: int = 0, end: int | None = None) -> Iterator[tuple[int, int, V]]:
         stop = len(text) if end is None else end
