@@ -58,6 +58,7 @@ QUICK = {
     "e2e_seconds": 10,
     "e2e_drain": 15,
     "e2e_pinned": 0,
+    "knee_seconds": 0,
 }
 FULL = {
     **QUICK,
@@ -68,7 +69,11 @@ FULL = {
     "bare_rate_seconds": 15,
     "e2e_seconds": 60,
     "e2e_drain": 30,
+    "knee_seconds": 10,
 }
+KNEE_RATES = (100, 200, 400, 800)
+"""Requests/s of the load steps that look for the knee (T10: report only; full sizes)."""
+KNEE_P99_MS = 250.0
 BUSY = 0.3
 """Cores used by other processes above which a phase is noted as run on a busy machine."""
 
@@ -226,6 +231,8 @@ def load_figures(rig: Rig, sizes: dict[str, int]) -> None:
         )
         saturation(rig, sizes, url, watch)
         sustained(rig, sizes, url, watch)
+        if sizes["knee_seconds"] > 0:
+            knee(rig, sizes, url, watch)
     finally:
         if server is not None:
             stop_process(server)
@@ -337,6 +344,43 @@ def sustained(rig: Rig, sizes: dict[str, int], url: str, watch: dict[str, int]) 
     note(
         "webhook latencies are open-loop: from each request's intended send time (a fixed schedule) to the "
         "end of its answer, so a slow answer delays nothing else and queueing counts against the server"
+    )
+
+
+def knee(rig: Rig, sizes: dict[str, int], url: str, watch: dict[str, int]) -> None:
+    """Signed traffic at fixed rates stepping up (open loop): where the server stops keeping up.
+
+    The knee is the highest step answered in full (every request 2xx, none late beyond the step) with p99 within
+    ``KNEE_P99_MS``; each step's own figures are printed too."""
+    kept_up, holding = 0, True
+    for rate in KNEE_RATES:
+        report_load(f"knee step {rate}/s")
+        res = rig.generate(
+            "open",
+            timeout=120 + sizes["knee_seconds"],
+            watch=watch,
+            url=url + "/webhooks/generic",
+            rate=rate,
+            seconds=sizes["knee_seconds"],
+            max_events=sizes["max_events"],
+        )
+        p99 = res["latency_ms"].get("p99", float("nan"))
+        errors = errors_of(res)
+        emit(f"webhook_step_{rate}_accepted_per_s", res["accepted_per_s"])
+        emit(f"webhook_step_{rate}_p99_ms", p99)
+        emit(f"webhook_step_{rate}_errors", errors)
+        note(
+            f"step {rate}/s for {sizes['knee_seconds']}s: answers {describe_statuses(res['statuses'])}; "
+            f"p50 {res['latency_ms'].get('p50', 0):.1f} ms; {describe_cores(res['cores'])}"
+        )
+        holding = holding and errors == 0 and p99 <= KNEE_P99_MS
+        if holding:
+            kept_up = rate
+    emit("webhook_knee_per_s", kept_up)
+    note(
+        f"webhook_knee_per_s: the highest of the steps {', '.join(map(str, KNEE_RATES))} requests/s (each "
+        f"{sizes['knee_seconds']}s, 1-{sizes['max_events']} events per request) answered without an error and "
+        f"with p99 within {KNEE_P99_MS:.0f} ms, every lower step as well (0: not even the first)"
     )
 
 
