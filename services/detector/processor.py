@@ -24,7 +24,7 @@ from typing import Any
 from services.common.broker import dlq_headers
 from services.detector import metrics
 from services.detector.domain.deadlines import DeadlineHeap
-from services.detector.domain.event import BadEvent, check, parse_time
+from services.detector.domain.event import BadEvent, check, loads, parse_time
 from services.detector.domain.messages import to_message
 from services.detector.domain.outcomes import Opened, Outcome
 from services.detector.domain.rules import Detector
@@ -83,13 +83,17 @@ class DetectorProcessor:
                 self.waiting.add(p)  # its heap is read back from the table first
         if self.scanning or self.waiting:
             self._rebuild_some()
+        changes = 0
         for rec in records:
             if rec.topic == self.ticks_topic:
                 self._tick(rec.partition, now, dirty, outgoing)
             elif rec.topic == self.commands_topic:
                 await self._command(rec, dirty)
             else:
+                changes += 1
                 await self._change(rec, now, dirty, outgoing)
+        if changes:  # counted once a batch: each update of a counter takes its lock
+            metrics.EVENTS.inc(changes)
         # What the batch decided is in the broker before the states that remember deciding it: killed in between,
         # the detector takes the batch's events again from the older states and says the same again (same ids).
         # The other order could lose it: the newer states, recovered, would take those events as redeliveries.
@@ -118,11 +122,10 @@ class DetectorProcessor:
         dirty: dict[bytes, DealState],
         outgoing: list[tuple[bytes, Outcome, DealState]],
     ) -> None:
-        metrics.EVENTS.inc()
         try:
             if not rec.value:
                 raise BadEvent("empty message")
-            event = json.loads(rec.value)
+            event = loads(rec.value)
             if type(event) is not dict or type(event.get("source")) is not str:
                 check(event)  # raises, saying what is wrong
             elif type(event.get("deal_id")) is not str:

@@ -9,13 +9,12 @@ broker, no database.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.detector.domain.event import BadEvent, parse_time
+from services.detector.domain.event import BadEvent, loads, parse_time
 from services.detector.domain.messages import to_message
 from services.detector.domain.outcomes import Opened, Outcome
 from services.detector.domain.rules import Detector
@@ -110,7 +109,7 @@ def replay(
         if not line or (isinstance(line, bytes | str) and not line.strip()):
             continue
         try:
-            event = as_change(json.loads(line), source)
+            event = as_change(loads(line), source)
             t = float(parse_time(event.get("occurred_at")))
         except (BadEvent, ValueError, RecursionError) as exc:
             _reject(report, number, exc)

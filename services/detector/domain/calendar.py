@@ -15,6 +15,10 @@ class WorkingCalendar:
         self.weekend = frozenset(weekend)
         self.tz = tz
         self._add = lru_cache(maxsize=65_536)(self._add_days)
+        # A deal's quiet deadline is asked for again at each of its events, mostly from the same anchor (its last
+        # qualifying activity): the answer is kept, as it would otherwise go through time zone arithmetic again.
+        # (typed: an int start is answered as an int when no days are added, a float one as a float)
+        self._deadlines = lru_cache(maxsize=16_384, typed=True)(self._add_working_days)
 
     def is_working_day(self, day: date) -> bool:
         return day.weekday() not in self.weekend and day not in self.holidays
@@ -25,6 +29,9 @@ class WorkingCalendar:
         Whole days step over non-working days; a fractional remainder is added as plain time. A start on a
         non-working day counts from the next working day's beginning.
         """
+        return self._deadlines(start, days)
+
+    def _add_working_days(self, start: float, days: float) -> float:
         if days <= 0:
             return start
         whole = int(days)

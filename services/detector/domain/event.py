@@ -6,20 +6,41 @@ The ingest service validated it against the contract before publishing; here it 
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any
 
 Event = dict[str, Any]
+_decode = json.JSONDecoder().decode
 
 
 class BadEvent(ValueError):
     pass
 
 
+def loads(raw: bytes | str) -> Any:
+    """``json.loads(raw)``, faster for the UTF-8 text every producer of events writes: given bytes,
+    ``json.loads`` first sniffs them for UTF-16 or UTF-32, a fifth of the cost of parsing a small event."""
+    if isinstance(raw, bytes):
+        try:
+            return _decode(raw.decode())
+        except ValueError:
+            pass  # another encoding, a byte order mark, or not JSON: as json.loads says, below
+    return json.loads(raw)
+
+
 def parse_time(value: Any) -> int:
     """Epoch seconds, whole (a deal's state keeps times to the second)."""
     if not isinstance(value, str):
         raise BadEvent("occurred_at must be an ISO-8601 string")
+    return _epoch(value)
+
+
+@lru_cache(maxsize=4096)
+def _epoch(value: str) -> int:
+    """Kept for the times seen last: the replay reads an event's time before the rules do, and a batch often
+    holds several events stamped alike (a bulk change, one call logged with its note)."""
     try:
         moment = datetime.fromisoformat(value)
     except ValueError as exc:

@@ -18,12 +18,28 @@ from services.detector.domain.state import (
 )
 
 LEFT_CHANGES = frozenset({"left_company", "removed", "role_changed"})
+_DEAL_FIELDS = (
+    "name", "account_tier", "account_id", "currency", "status", "owner_id", "stage", "lost_reason", "amount",
+    "close_date",
+)  # fmt: skip
+"""The fields of the event's ``deal`` that the fold reads."""
+_NOTHING = (None,) * len(_DEAL_FIELDS)
 
 
 def fold_deal_fields(state: DealState, ev: Event, t: float, cfg: DetectorConfig) -> list[Trigger]:
     """Apply the deal's fields; return what they trigger (owner change, stall, loss, progress)."""
     deal = section(ev, "deal")
     prev = section(ev, "previous")
+    if (
+        tuple(map(deal.get, _DEAL_FIELDS)) == _NOTHING
+        and prev.get("close_date") is None
+        and ev.get("type") != "deal.deleted"
+    ):
+        # most events (activities, contacts) name the deal and none of its fields: only the time of the news
+        # moves (what the steps below would do with every field absent, without their cost)
+        if t >= state.info_at:
+            state.info_at = t
+        return []
     eid: str = ev["event_id"]
     if t >= state.info_at:
         state.info_at = t

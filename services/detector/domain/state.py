@@ -13,6 +13,7 @@ import operator
 import uuid
 import zlib
 from dataclasses import dataclass, field, fields
+from functools import lru_cache
 from typing import Any
 
 STATE_VERSION = 1
@@ -46,6 +47,7 @@ class Episode:
         return cls(raw[0], _unpack_uuid(raw[1]), raw[2], raw[3], raw[4], raw[5])
 
 
+@lru_cache(maxsize=4096)  # an open episode is written again with every event of its deal
 def _pack_uuid(value: str) -> str:
     try:
         return base64.urlsafe_b64encode(uuid.UUID(value).bytes).decode().rstrip("=")

@@ -59,3 +59,15 @@ def test_working_days_between_counts_only_working_days():
     cal = WorkingCalendar(tz=JST)
     assert cal.working_days_between(ts(2026, 11, 6), ts(2026, 11, 13)) == 5
     assert cal.working_days_between(ts(2026, 11, 13), ts(2026, 11, 6)) == 0
+
+
+def test_a_deadline_asked_again_is_the_same_and_of_the_same_type():
+    cal = WorkingCalendar(tz=JST)
+    assert (
+        cal.add_working_days(ts(2026, 11, 6), 1)
+        == cal.add_working_days(ts(2026, 11, 6), 1)
+        == ts(2026, 11, 9)
+    )
+    start = int(ts(2026, 11, 6))
+    assert type(cal.add_working_days(start, 0)) is int
+    assert type(cal.add_working_days(float(start), 0)) is float  # not the int answer kept for the same value

@@ -5,6 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.common.settings import Settings
+from services.detector.domain.event import BadEvent, parse_time
 from services.detector.domain.outcomes import Opened, Resumed
 from services.detector.domain.rules import Detector
 from services.detector.domain.state import DealState
@@ -318,3 +319,41 @@ def test_a_redelivered_snooze_command_changes_nothing(detector):
     state = detector.snooze(state, "cmd-1", (NOW + timedelta(days=7)).timestamp(), partition=0).state
     again = detector.snooze(state, "cmd-1", None, partition=0)
     assert again.duplicate and again.state.snooze == (NOW + timedelta(days=7)).timestamp()
+
+
+def test_an_event_naming_no_deal_field_leaves_the_deals_fields_as_they_were(detector):
+    state, _ = run(detector, [created(at=days_ago(30), name="Northwind", amount=1_000_000)], settle=False)
+    before = (state.name, state.owner, state.stage, state.status, state.amount, state.closes, state.tier)
+    for ev in (
+        activity(at=days_ago(2)),
+        change(at=days_ago(1), deal={"name": None}, previous={"stage": "demo"}),
+    ):
+        state = detector.apply(state, ev, deal_key=KEY, partition=0, now=NOW.timestamp()).state
+        assert (
+            state.name,
+            state.owner,
+            state.stage,
+            state.status,
+            state.amount,
+            state.closes,
+            state.tier,
+        ) == before
+        assert state.info_at == ev_time(ev)
+
+
+def test_a_deleted_deal_is_marked_deleted_though_the_event_names_no_field(detector):
+    state, _ = run(
+        detector, [created(at=days_ago(30)), change(at=days_ago(1), type="deal.deleted")], settle=False
+    )
+    assert state.status == "deleted"
+
+
+def test_a_malformed_previous_close_date_is_refused_without_a_new_one(detector):
+    state, _ = run(detector, [created(at=days_ago(30))], settle=False)
+    ev = {**change(at=days_ago(1)), "previous": {"close_date": "soon"}}  # past the contract's model
+    with pytest.raises(BadEvent):
+        detector.apply(state, ev, deal_key=KEY, partition=0, now=NOW.timestamp())
+
+
+def ev_time(ev) -> int:
+    return parse_time(ev["occurred_at"])
