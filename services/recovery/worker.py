@@ -58,9 +58,17 @@ class SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
         topics = sorted({tp.topic for tp in assigned})
         stored = await asyncio.to_thread(self.store.load_offsets, self.group_id, topics)
-        for tp in assigned:
-            if (tp.topic, tp.partition) in stored:
-                self.consumer.seek(tp, stored[(tp.topic, tp.partition)])
+        ours = {tp: stored[(tp.topic, tp.partition)] for tp in assigned if (tp.topic, tp.partition) in stored}
+        for tp, offset in ours.items():
+            self.consumer.seek(tp, offset)
+        if not ours:
+            return
+        # The broker's copy, for the group's lag: a worker killed after storing a batch and before committing it
+        # left it behind, and with nothing more to read it would stay behind (lag that never drains).
+        try:
+            await self.consumer.commit({tp: OffsetAndMetadata(o, "") for tp, o in ours.items()})
+        except KafkaError as exc:
+            log.info("recovery: offsets not copied to the broker on assignment (%s)", exc)
 
 
 @dataclass

@@ -197,3 +197,58 @@ async def test_outbox_messages_left_unpublished_by_a_crash_are_published_on_star
     assert await eventually(
         lambda: asyncio.to_thread(lambda: store.outbox_backlog()[0] == 0), what="the message marked published"
     )
+
+
+async def test_a_worker_that_stored_a_batch_but_died_before_committing_it_tells_the_broker_on_its_restart(
+    broker_bootstrap: str,
+    created_topics: Topics,
+    producer: AIOKafkaProducer,
+    store: SqlAlchemyStore,
+    worker: Callable[[], Any],
+) -> None:
+    """The database holds the group's offsets; the broker's copy is for its lag. Put back to nothing, as a kill
+    between the two leaves it, the copy is brought to the stored offsets on assignment, with nothing to read."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.structs import OffsetAndMetadata
+
+    first = recent(deal_id="D-7")
+    await send(producer, created_topics.interruptions, first, key=first.deal_key)
+    stop, task = await worker()
+    await eventually(lambda: asyncio.to_thread(tasks, store), what="the task")
+    stop.set()
+    await asyncio.wait_for(task, timeout=30)
+    group = group_id(created_topics)
+    stored = {
+        TopicPartition(t, p): o
+        for (t, p), o in (
+            await asyncio.to_thread(store.load_offsets, group, [created_topics.interruptions])
+        ).items()
+    }
+    assert sum(stored.values()) == 1
+
+    async def committed() -> dict[TopicPartition, int]:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=broker_bootstrap, group_id=group, enable_auto_commit=False
+        )
+        await consumer.start()
+        try:
+            return {tp: (await consumer.committed(tp)) or 0 for tp in stored}
+        finally:
+            await consumer.stop()
+
+    rewind = AIOKafkaConsumer(bootstrap_servers=broker_bootstrap, group_id=group, enable_auto_commit=False)
+    await rewind.start()
+    try:
+        rewind.assign(list(stored))
+        await rewind.commit({tp: OffsetAndMetadata(0, "") for tp in stored})
+    finally:
+        await rewind.stop()
+    assert set((await committed()).values()) == {0}
+
+    await worker()
+
+    async def caught_up() -> bool:
+        return await committed() == stored
+
+    await eventually(caught_up, what="the broker's offsets brought to the stored ones")
+    assert len(await asyncio.to_thread(tasks, store)) == 1
