@@ -59,7 +59,7 @@ chromium:
 	@bash scripts/ensure-chromium.sh
 
 pytest: setup postgres chromium
-	$(BIN)/python -m pytest -q -ra
+	$(BIN)/python -m pytest -q -ra -m "not soak"
 
 # The hostile-input tests (tests/integration/hostile) at full size: every test draws FUZZ_EXAMPLES examples
 # (per API operation too), and the run fails unless at least FUZZ_MIN_REQUESTS requests were sent.
@@ -72,7 +72,8 @@ fuzz: setup postgres
 		$(BIN)/python -m pytest -q -ra -p no:cacheprovider --timeout 1800 tests/integration/hostile
 
 # The fault tests (tests/integration/faults: redelivery, worker crashes, broker outage) at the test plan's sizes;
-# `make test` runs them at CI size. -s shows the figures each test prints.
+# `make test` runs them at CI size, except the soak ones (two detectors taken down in turns). -s shows the figures
+# each test prints.
 .PHONY: faults
 faults: setup postgres
 	DEALWATCH_FAULT_SCALE=full $(BIN)/python -m pytest -q -ra -s -p no:cacheprovider --timeout 1800 \

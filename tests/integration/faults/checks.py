@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections import Counter
 
 from schemas.topics import Topics
 from services.detector.domain.state import DealState, short_hash
+from tests.conftest import eventually
 from tests.helpers import read_topic
-from tests.integration.faults.conftest import Stored
-from tests.integration.faults.oracle import Verdicts, comparable, final_states
+from tests.integration.faults.conftest import Stored, stored, topic_values
+from tests.integration.faults.oracle import Verdicts, comparable, final_states, observed
 
 
 def verdict_differences(expected: Verdicts, seen: Verdicts, limit: int = 10) -> list[str]:
@@ -131,3 +134,46 @@ def deals_of(expected: Verdicts, seen: Verdicts) -> set[str]:
         if expected.opened.get(ident) != seen.opened.get(ident):
             deals.add((expected.opened.get(ident) or seen.opened[ident]).deal_key)
     return deals
+
+
+async def assert_as_the_oracle(
+    bootstrap: str,
+    topics: Topics,
+    expected: Verdicts,
+    said: list[bytes],
+    database_url: str,
+    context: str = "",
+) -> tuple[Verdicts, Stored]:
+    """The interruptions ``said``, each deal's stored state (from the changelog) and the database all as the
+    oracle's; on a difference, the trace of the deals concerned (and ``context``) in the failure."""
+    seen = observed(said)
+    problems = verdict_differences(expected, seen)
+    if problems:
+        trace = await trace_deals(bootstrap, topics, deals_of(expected, seen))
+        raise AssertionError("\n".join([*problems, context, trace]))
+    problems, deals = await state_differences(bootstrap, topics, expected)
+    if problems:
+        trace = await trace_deals(bootstrap, topics, deals)
+        raise AssertionError("\n".join([*problems, context, trace]))
+    db = await asyncio.to_thread(stored, database_url)
+    problems = stored_differences(expected, db)
+    assert not problems, "\n".join(problems)
+    return seen, db
+
+
+async def tasks_published(bootstrap: str, topics: Topics, expected: Verdicts) -> Counter[str]:
+    """How often each interruption's task was published as created, once every expected one is (polled)."""
+
+    async def every_task_published() -> Counter[str] | None:
+        created = Counter(
+            m["task"]["interruption_id"]
+            for m in map(json.loads, await topic_values(bootstrap, topics.recovery_tasks))
+            if m["event"] == "RecoveryTaskCreated"
+        )
+        return created if set(created) >= set(expected.opened) else None
+
+    created: Counter[str] = await eventually(
+        every_task_published, timeout=60, interval=0.5, what="every task published"
+    )
+    assert set(created) == set(expected.opened)
+    return created

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,13 +27,7 @@ from schemas import DealChanged
 from schemas.topics import Topics
 from services.common.db import TaskRow, make_engine
 from tests.conftest import eventually
-from tests.integration.faults.checks import (
-    deals_of,
-    state_differences,
-    stored_differences,
-    trace_deals,
-    verdict_differences,
-)
+from tests.integration.faults.checks import assert_as_the_oracle, tasks_published
 from tests.integration.faults.conftest import (
     Child,
     EndOffsets,
@@ -42,12 +36,11 @@ from tests.integration.faults.conftest import (
     drain,
     marks,
     produce,
-    stored,
     topic_records,
     topic_values,
 )
 from tests.integration.faults.histories import as_change_event, generic_events
-from tests.integration.faults.oracle import expected, observed
+from tests.integration.faults.oracle import expected
 
 pytestmark = pytest.mark.integration
 
@@ -150,29 +143,8 @@ async def test_workers_killed_again_and_again_lose_nothing_and_double_nothing(
     total_s = time.monotonic() - started
 
     said = await topic_values(broker_bootstrap, topics.interruptions)
-    seen = observed(said)
-    problems = verdict_differences(oracle, seen)
-    if problems:
-        trace = await trace_deals(broker_bootstrap, topics, deals_of(oracle, seen))
-        raise AssertionError("\n".join([*problems, f"kills: {kills}", trace]))
-    problems, deals = await state_differences(broker_bootstrap, topics, oracle)
-    if problems:
-        trace = await trace_deals(broker_bootstrap, topics, deals)
-        raise AssertionError("\n".join([*problems, f"kills: {kills}", trace]))
-    db = await asyncio.to_thread(stored, pg_url)
-    problems = stored_differences(oracle, db)
-    assert not problems, "\n".join(problems)
-
-    async def every_task_published() -> Counter[str] | None:
-        created = Counter(
-            m["task"]["interruption_id"]
-            for m in map(json.loads, await topic_values(broker_bootstrap, topics.recovery_tasks))
-            if m["event"] == "RecoveryTaskCreated"
-        )
-        return created if set(created) >= set(oracle.opened) else None
-
-    created = await eventually(every_task_published, timeout=60, interval=0.5, what="every task published")
-    assert set(created) == set(oracle.opened)
+    _, db = await assert_as_the_oracle(broker_bootstrap, topics, oracle, said, pg_url, f"kills: {kills}")
+    created = await tasks_published(broker_bootstrap, topics, oracle)
     print(
         f"\ncrashes: {len(events)} events, {len(oracle.opened)} interruptions ({messages} messages), "
         f"{db.tasks} tasks; kills (worker, progress, s): {kills}; all done in {total_s:.1f}s "

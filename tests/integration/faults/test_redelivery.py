@@ -24,10 +24,10 @@ import pytest
 from schemas.topics import Topics
 from services.ingest.web import IngestService
 from tests.conftest import eventually
-from tests.integration.faults.checks import state_differences, stored_differences, verdict_differences
-from tests.integration.faults.conftest import Sizes, drain, stored, topic_records, topic_values
+from tests.integration.faults.checks import assert_as_the_oracle, tasks_published
+from tests.integration.faults.conftest import Sizes, drain, topic_records, topic_values
 from tests.integration.faults.histories import as_change_event, generic_events
-from tests.integration.faults.oracle import expected, observed
+from tests.integration.faults.oracle import expected
 from tests.integration.ingest.conftest import ingest_settings, post_generic, running
 
 pytestmark = pytest.mark.integration
@@ -130,28 +130,11 @@ async def test_every_event_delivered_three_times_gives_what_one_delivery_gives(
     assert first_occurrences(changes) == in_order, "the sender did not keep each deal's changes in order"
 
     drained_s = await drain(pipeline, broker_bootstrap, topics, timeout=300)
-    seen = observed(await topic_values(broker_bootstrap, topics.interruptions))
-    problems = verdict_differences(oracle, seen)
-    assert not problems, "\n".join(problems)
+    said = await topic_values(broker_bootstrap, topics.interruptions)
+    seen, db = await assert_as_the_oracle(broker_bootstrap, topics, oracle, said, sqlite_url)
     assert not seen.repeated(), f"messages said more than once: {list(seen.repeated().items())[:10]}"
     assert seen.messages == oracle.messages
-    problems, _ = await state_differences(broker_bootstrap, topics, oracle)
-    assert not problems, "\n".join(problems)
-
-    db = await asyncio.to_thread(stored, sqlite_url)
-    problems = stored_differences(oracle, db)
-    assert not problems, "\n".join(problems)
-
-    async def every_task_published() -> Counter[str] | None:
-        created = Counter(
-            m["task"]["interruption_id"]
-            for m in map(json.loads, await topic_values(broker_bootstrap, topics.recovery_tasks))
-            if m["event"] == "RecoveryTaskCreated"
-        )
-        return created if set(created) >= set(oracle.opened) else None
-
-    created = await eventually(every_task_published, timeout=60, interval=0.5, what="every task published")
-    assert set(created) == set(oracle.opened)
+    created = await tasks_published(broker_bootstrap, topics, oracle)
     assert max(created.values()) == 1, "a task was published as created more than once"
     print(
         f"\nredelivery: {len(events)} events x3 = {len(answers)} deliveries (all 202) in {delivered_s:.1f}s; "
