@@ -78,7 +78,10 @@ async def test_every_kind_of_task_message_from_a_run_validates_against_the_topic
         async def all_kinds() -> bool:
             return wanted <= await changes()
 
-        await eventually(all_kinds, what=f"messages of every kind {sorted(wanted)}")
+        try:
+            await eventually(all_kinds, what=f"messages of every kind {sorted(wanted)}")
+        except AssertionError as exc:  # which kind is missing, for whoever chases it
+            raise AssertionError(f"{exc}; only {sorted(await changes())} arrived") from None
     finally:
         stop.set()
         await asyncio.wait_for(worker, timeout=30)
