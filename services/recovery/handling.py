@@ -4,9 +4,10 @@ with the consumed offsets, in one transaction. Runs in a worker thread (SQLAlche
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -16,6 +17,7 @@ from schemas import (
     DealInterrupted,
     DealResumed,
     InterruptionMessage,
+    RecoveryTask,
     RecoveryTaskCreated,
     RecoveryTaskUpdated,
 )
@@ -30,6 +32,13 @@ Message = DealInterrupted | DealResumed
 
 
 TaskEvent = RecoveryTaskCreated | RecoveryTaskUpdated
+CONFLICT_TRIES = 5
+"""How often a task change is recomputed when another writer (the escalation check, a person through the API)
+changed the task between our read and our write."""
+
+
+class WriteConflict(Exception):
+    """The task kept changing under us; the batch is tried again (like a busy database)."""
 
 
 @dataclass
@@ -73,7 +82,7 @@ def decode_response(value: bytes | None) -> DealChanged | None:
 
 def is_transient(exc: BaseException) -> bool:
     """A database that is down or busy, as opposed to one that refuses this data."""
-    return isinstance(exc, OperationalError | InterfaceError) or bool(
+    return isinstance(exc, OperationalError | InterfaceError | WriteConflict) or bool(
         getattr(exc, "connection_invalidated", False)
     )
 
@@ -121,8 +130,9 @@ class Recorder:
             for task_id, task in tasks.items():
                 if task.deal_key != response.key:
                     continue
-                answered = record_first_response(task, response.occurred_at, now)
-                if answered and tx.update_task(answered, task.version):
+                answer = partial(record_first_response, at=response.occurred_at, now=now)
+                answered = change_task(tx, task, answer)
+                if answered:
                     tasks[task_id] = answered
                     events.append(
                         self._publish(tx, RecoveryTaskUpdated(change="first_response", task=answered), now)
@@ -164,22 +174,43 @@ class Recorder:
         if recorded != "revised":
             return []
         stored = tx.task_for_interruption(message.id)
-        revised = revise_task(stored, task, now) if stored else None
-        if stored and revised and tx.update_task(revised, stored.version):
+        revised = change_task(tx, stored, lambda t: revise_task(t, task, now)) if stored else None
+        if revised:
             return [self._publish(tx, RecoveryTaskUpdated(change="cause", task=revised), now)]
         return []
 
     def _resume(self, tx: StoreTransaction, message: DealResumed, now: datetime) -> list[TaskEvent]:
         tx.mark_resumed(message)
         stored = tx.task_for_interruption(message.interruption_id)
-        recovered = mark_recovered(stored, now, at=message.occurred_at) if stored else None
-        if stored and recovered and tx.update_task(recovered, stored.version):
+        at = message.occurred_at
+        recovered = change_task(tx, stored, lambda t: mark_recovered(t, now, at=at)) if stored else None
+        if recovered:
             return [self._publish(tx, RecoveryTaskUpdated(change="recovered", task=recovered), now)]
         return []
 
     def _publish(self, tx: StoreTransaction, event: TaskEvent, now: datetime) -> TaskEvent:
         tx.append_outbox(self.tasks_topic, event.task.deal_key, event.model_dump_json(), now)
         return event
+
+
+def change_task(
+    tx: StoreTransaction, task: RecoveryTask, change: Callable[[RecoveryTask], RecoveryTask | None]
+) -> RecoveryTask | None:
+    """``change`` applied to the stored task and written over the version it was computed from; None when it
+    changes nothing. The write is conditional, so when another writer got there between our read and our
+    write (the escalation check runs beside the consumer; people edit tasks), the task is read again and the
+    change recomputed: dropping it would lose a first response or a recovery."""
+    for _ in range(CONFLICT_TRIES):
+        changed = change(task)
+        if changed is None:
+            return None
+        if tx.update_task(changed, task.version):
+            return changed
+        fresh = tx.get_task(task.id)
+        if fresh is None:
+            return None
+        task = fresh
+    raise WriteConflict(f"task {task.id} changed {CONFLICT_TRIES} times while being updated")
 
 
 def _count(outcome: Outcome) -> None:

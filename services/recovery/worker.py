@@ -33,7 +33,15 @@ from services.common.metrics import EVENTS_IN
 from services.common.repositories import SqlAlchemyStore
 from services.common.settings import Settings
 from services.recovery.escalation import Escalator, escalate_overdue_tasks
-from services.recovery.handling import Message, Outcome, Recorder, decode, decode_response, is_transient
+from services.recovery.handling import (
+    Message,
+    Outcome,
+    Recorder,
+    WriteConflict,
+    decode,
+    decode_response,
+    is_transient,
+)
 from services.recovery.metrics import INTERRUPTIONS_CONSUMED
 from services.recovery.policy import task_policy
 from services.recovery.relay import OutboxRelay, wait_any
@@ -121,7 +129,7 @@ class BatchHandler:
                 return await asyncio.to_thread(
                     self.recorder.store_batch, messages, offsets, utc_now(), responses
                 )
-            except DBAPIError as exc:
+            except (DBAPIError, WriteConflict) as exc:
                 if not is_transient(exc):
                     raise
                 failures += 1

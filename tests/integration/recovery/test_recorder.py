@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import pytest
+from sqlalchemy import event
 
+from schemas import DealChanged
+from schemas.events import ActivityInfo, DealFields
 from services.common.db import make_engine
 from services.common.repositories import SqlAlchemyStore, TaskFilter
 from services.recovery.domain.playbooks import TaskPolicy, load_playbooks
+from services.recovery.escalation import Escalator
 from services.recovery.handling import Recorder, decode
 from tests.unit.recovery.factories import NOW, interruption, resumed
 
@@ -43,6 +48,39 @@ def test_a_batch_of_duplicates_writes_one_task_and_one_outbox_message(recorder: 
     second = recorder.store_batch([i], {("t", 0): 3}, NOW + timedelta(minutes=1))
     assert (len(first.events), len(second.events)) == (1, 0)
     assert len(recorder.store.pending_outbox()) == 1
+
+
+def test_a_first_response_is_kept_when_the_escalation_check_changes_the_task_between_read_and_write(
+    recorder: Recorder,
+) -> None:
+    recorder.store_batch([interruption(deal_id="D-1")], {}, NOW)
+    escalator = Escalator(recorder.store, {"default": "m-9"}, "tasks")
+    escalated: list[int] = []
+
+    def escalate_just_before_the_first_task_write(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if not escalated and statement.lstrip().upper().startswith("UPDATE TASKS"):
+            escalated.append(0)  # first: the escalator's own write passes through here too
+            escalated[0] = len(escalator.escalate_overdue(NOW + timedelta(days=30)))
+
+    event.listen(recorder.store.engine, "before_cursor_execute", escalate_just_before_the_first_task_write)
+    at = NOW + timedelta(hours=1)
+    reply = DealChanged(
+        event_id="evt-reply",
+        source="generic",
+        deal_id="D-1",
+        occurred_at=at,
+        received_at=at,
+        type="activity.logged",
+        deal=DealFields(id="D-1"),
+        activity=ActivityInfo(kind="call", direction="outbound"),
+    )
+    outcome = recorder.store_batch([], {("changes", 0): 1}, at, responses=[reply])
+
+    assert escalated == [1]
+    assert [getattr(e, "change", None) for e in outcome.events] == ["first_response"]
+    (task,) = recorder.store.list_tasks(TaskFilter()).items
+    assert (task.escalated, task.first_response_at, task.version) == (True, at, 3)
+    assert len(recorder.store.pending_outbox()) == 3  # created, escalated, first response
 
 
 @pytest.mark.parametrize(
