@@ -59,7 +59,7 @@ chromium:
 	@bash scripts/ensure-chromium.sh
 
 pytest: setup postgres chromium
-	$(BIN)/python -m pytest -q -ra -m "not soak"
+	$(BIN)/python -m pytest -q -ra --durations=25 -m "not soak"
 
 # The hostile-input tests (tests/integration/hostile) at full size: every test draws FUZZ_EXAMPLES examples
 # (per API operation too), and the run fails unless at least FUZZ_MIN_REQUESTS requests were sent.
