@@ -635,11 +635,14 @@ async def e2e_run(
             if done is not None and d in detected
         ]
     )
-    by_second: dict[int, list[float]] = {}
-    for d, at, done in zip(deals, outcome.intended, outcome.done, strict=True):
-        if done is not None and d in arrivals:
-            by_second.setdefault(int(at - start), []).append(arrivals[d] - at)
-    result["task_p50_by_second_ms"] = [round(percentile(v, 50) * 1e3) for _, v in sorted(by_second.items())]
+    for name, seen in (("task", arrivals), ("interruption", detected)):
+        by_second: dict[int, list[float]] = {}
+        for d, at, done in zip(deals, outcome.intended, outcome.done, strict=True):
+            if done is not None and d in seen:
+                by_second.setdefault(int(at - start), []).append(seen[d] - at)
+        result[f"{name}_p50_by_second_ms"] = [
+            round(percentile(v, 50) * 1e3) for _, v in sorted(by_second.items())
+        ]
     result["tasks_missing"] = sum(1 for d in accepted if d not in arrivals)
     result["warmup_s"] = warmup_s
     return result

@@ -465,6 +465,10 @@ def e2e_figures(rig: Rig, sizes: dict[str, int]) -> None:
         + " ".join(str(v) for v in res["task_p50_by_second_ms"])
     )
     note(
+        "webhook to DealInterrupted p50 by second of the run (ms): "
+        + " ".join(str(v) for v in res["interruption_p50_by_second_ms"])
+    )
+    note(
         "webhook_to_task: from each webhook's intended send time to its RecoveryTaskCreated on "
         "tasks.recovery-tasks.v1 (read by the generator with aiokafka, matched by deal id)"
     )
