@@ -34,8 +34,6 @@ from tests.integration.faults.conftest import (
 from tests.integration.faults.histories import as_change_event, generic_events
 from tests.integration.faults.oracle import expected
 
-# Only in `make faults`: in one run of four on this machine the two workers' group kept rebalancing after a
-# SIGTERM and made no progress for four minutes (open; see the README's "What it survives").
 pytestmark = [pytest.mark.integration, pytest.mark.soak]
 
 SEED = 11
