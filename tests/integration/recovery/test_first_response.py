@@ -12,13 +12,12 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from schemas import DealChanged, RecoveryTask, Topics
-from schemas.events import ActivityInfo, DealFields
 from services.common.repositories import SqlAlchemyStore, TaskFilter
 from services.common.settings import Settings
 from services.recovery.worker import group_id, run
 from tests.conftest import eventually
 from tests.helpers import read_topic
-from tests.unit.recovery.factories import interruption
+from tests.unit.recovery.factories import activity_logged, interruption
 
 pytestmark = pytest.mark.integration
 
@@ -38,16 +37,8 @@ async def worker(settings: Settings, created_topics: Topics) -> AsyncIterator[Ca
 
 
 def activity(deal_id: str, direction: str, at: datetime, n: int) -> DealChanged:
-    return DealChanged(
-        event_id=f"evt-{n}",
-        source="generic",
-        deal_id=deal_id,
-        occurred_at=at,
-        received_at=at,
-        type="activity.logged",
-        deal=DealFields(id=deal_id),
-        activity=ActivityInfo(kind="email", direction=direction, text="Following up with a case study"),
-    )
+    text = "Following up with a case study"
+    return activity_logged(deal_id, at, direction=direction, kind="email", text=text, event_id=f"evt-{n}")
 
 
 async def test_the_first_outbound_activity_after_the_task_was_created_is_recorded_once(

@@ -9,14 +9,12 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from schemas import DealChanged
-from schemas.events import ActivityInfo, DealFields
 from services.common.db import make_engine
 from services.common.repositories import SqlAlchemyStore, TaskFilter
 from services.recovery.domain.playbooks import TaskPolicy, load_playbooks
 from services.recovery.escalation import Escalator
 from services.recovery.handling import Recorder, decode
-from tests.unit.recovery.factories import NOW, interruption, resumed
+from tests.unit.recovery.factories import NOW, activity_logged, interruption, resumed
 
 pytestmark = pytest.mark.integration
 END_OF_TIME = datetime(9999, 12, 31, 23, 0, tzinfo=timezone(timedelta(hours=-14)))
@@ -64,16 +62,7 @@ def test_a_first_response_is_kept_when_the_escalation_check_changes_the_task_bet
 
     event.listen(recorder.store.engine, "before_cursor_execute", escalate_just_before_the_first_task_write)
     at = NOW + timedelta(hours=1)
-    reply = DealChanged(
-        event_id="evt-reply",
-        source="generic",
-        deal_id="D-1",
-        occurred_at=at,
-        received_at=at,
-        type="activity.logged",
-        deal=DealFields(id="D-1"),
-        activity=ActivityInfo(kind="call", direction="outbound"),
-    )
+    reply = activity_logged("D-1", at)
     outcome = recorder.store_batch([], {("changes", 0): 1}, at, responses=[reply])
 
     assert escalated == [1]

@@ -12,8 +12,7 @@ import jsonschema
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from schemas import DealChanged, Topics
-from schemas.events import ActivityInfo, DealFields
+from schemas import Topics
 from services.common.db import make_engine
 from services.common.repositories import SqlAlchemyStore
 from services.common.settings import Settings
@@ -21,7 +20,7 @@ from services.recovery.domain.playbooks import TaskPolicy, build_task, load_play
 from services.recovery.worker import run
 from tests.conftest import eventually
 from tests.helpers import read_topic
-from tests.unit.recovery.factories import NOW, interruption, resumed
+from tests.unit.recovery.factories import NOW, activity_logged, interruption, resumed
 
 pytestmark = pytest.mark.integration
 SCHEMA = Path(__file__).resolve().parents[3] / "schemas" / "json" / "tasks.recovery-tasks.v1.json"
@@ -53,16 +52,7 @@ async def test_every_kind_of_task_message_from_a_run_validates_against_the_topic
                 created_topics.interruptions, message.model_dump_json().encode(), key=key
             )
         at = datetime.now(UTC) + timedelta(minutes=1)
-        reply = DealChanged(
-            event_id="evt-reply",
-            source="generic",
-            deal_id="D-1001",
-            occurred_at=at,
-            received_at=at,
-            type="activity.logged",
-            deal=DealFields(id="D-1001"),
-            activity=ActivityInfo(kind="call", direction="outbound"),
-        )
+        reply = activity_logged("D-1001", at)
 
         async def changes() -> set[str]:
             records = await read_topic(broker_bootstrap, created_topics.recovery_tasks)

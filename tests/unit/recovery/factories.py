@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from schemas import DealInterrupted, DealResumed, DealSnapshot, Evidence, RelationshipProfile
+from schemas import DealChanged, DealInterrupted, DealResumed, DealSnapshot, Evidence, RelationshipProfile
+from schemas.events import ActivityInfo, DealFields
 
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)  # a Monday
 
@@ -66,4 +67,27 @@ def resumed(of: DealInterrupted, at: datetime = NOW) -> DealResumed:
         reason="customer_activity",
         occurred_at=at,
         detected_at=at,
+    )
+
+
+def activity_logged(
+    deal_id: str,
+    at: datetime,
+    *,
+    direction: str = "outbound",
+    kind: str = "call",
+    text: str | None = None,
+    event_id: str = "evt-reply",
+) -> DealChanged:
+    """An activity logged on the deal at ``at``; by default a call to the customer, which answers a task open
+    on the deal."""
+    return DealChanged(
+        event_id=event_id,
+        source="generic",
+        deal_id=deal_id,
+        occurred_at=at,
+        received_at=at,
+        type="activity.logged",
+        deal=DealFields(id=deal_id),
+        activity=ActivityInfo(kind=kind, direction=direction, text=text),
     )
