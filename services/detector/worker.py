@@ -7,6 +7,7 @@ import logging
 
 from schemas.topics import Topics
 from services.common.broker import ensure_topics
+from services.common.consumer_group import broker_is_tansu, stay_member_on_stop
 from services.common.settings import Settings
 
 
@@ -24,6 +25,8 @@ def run(settings: Settings, topics: Topics | None = None) -> int:
             settings.kafka_bootstrap, topics.all(), settings.topic_partitions, settings.topic_replication
         )
     )
+    if asyncio.run(broker_is_tansu(settings.kafka_bootstrap)):
+        stay_member_on_stop()
     if settings.metrics_port is not None:
         start_http_server(settings.metrics_port, addr=settings.web_host)
     app = create_app(settings, topics)
