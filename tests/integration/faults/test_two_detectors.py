@@ -34,7 +34,7 @@ from tests.integration.faults.conftest import (
 from tests.integration.faults.histories import as_change_event, generic_events
 from tests.integration.faults.oracle import expected
 
-# Only in `make faults` (see the README's "What it survives": one unexplained stall in 24 runs).
+# Only in `make faults` (see the README's "What it survives": one unexplained stall in 36 runs).
 pytestmark = [pytest.mark.integration, pytest.mark.soak]
 
 SEED = 11
