@@ -36,12 +36,9 @@ async def leave_group(consumer: AIOKafkaConsumer) -> None:
         log.info("could not leave the consumer group (%s); its session will expire", exc)
 
 
-TANSU_CLUSTER_ID = "tansu_cluster"
-"""The cluster id Tansu, the embedded broker, reports by default."""
-
-
 async def broker_is_tansu(bootstrap: str) -> bool:
-    """Whether the broker at ``bootstrap`` says it is Tansu (by its cluster id); False when it cannot be asked."""
+    """Whether the broker at ``bootstrap`` says it is Tansu (its cluster id, ``tansu_cluster`` by default, starts
+    with "tansu"); False when it cannot be asked."""
     from aiokafka.admin import AIOKafkaAdminClient
 
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
