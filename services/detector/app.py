@@ -177,10 +177,12 @@ def create_app(settings: Settings, topics: Topics | None = None, bootstrap: str 
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def forget_revoked(sender: Any, revoked: set[TP], **_: Any) -> None:
+        keep_events_drained_while_held(app.consumer, set(source.topics))
         processor.forget(tp.partition for tp in revoked if tp.topic == topics.deal_changes)
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def rebuild_assigned(sender: Any, assigned: set[TP], **_: Any) -> None:
+        keep_events_drained_while_held(app.consumer, set(source.topics))
         processor.forget(tp.partition for tp in assigned if tp.topic == topics.deal_changes)
 
     @app.on_rebalance_complete.connect  # type: ignore[arg-type]
@@ -200,6 +202,54 @@ def create_app(settings: Settings, topics: Topics | None = None, bootstrap: str 
     return app
 
 
+def keep_events_drained_while_held(consumer: Any, topics: set[str]) -> None:
+    """Make Faust put back the events it takes from the consumer while the flow is stopped, instead of losing them.
+
+    Faust (0.15.3, ``Consumer.getmany``) drops the records a fetch returns when the flow was stopped meanwhile
+    (by a rebalance, or by the hold above), and the consumer's position is already past them. It counts on
+    its seek to the committed offsets to read them again, but aiokafka seeks only to a committed offset above 0:
+    on a partition with no committed offset (a new group, or owners all stopped before their first commit) the
+    events were gone until the next restart. Seen in the restart benchmark: the probe event at offset 0 was
+    fetched again after the rewind below, dropped, and never processed.
+
+    Wrapped here: when a fetch returns records of ``topics`` while the flow is stopped, each partition is sought
+    back to its first returned offset, in the consumer's own thread, if its position is still where that fetch
+    left it (if something sought it since, that seek stands). Installed once per consumer."""
+    if getattr(consumer, "_dealwatch_keeps_drained", False):
+        return
+    original = consumer._wait_next_records
+
+    async def wait_next_records(timeout: float) -> Any:
+        records, active = await original(timeout)
+        if records and not consumer.flow_active:
+            drained = {
+                tp: (got[0].offset, got[-1].offset + 1)
+                for tp, got in records.items()
+                if got and tp.topic in topics
+            }
+            if drained:
+                await consumer._thread.call_thread(_seek_back, consumer._thread._ensure_consumer(), drained)
+                log.info(
+                    "detector: %d events fetched while the flow was held put back",
+                    sum(map(len, records.values())),
+                )
+        return records, active
+
+    consumer._wait_next_records = wait_next_records
+    consumer._dealwatch_keeps_drained = True
+
+
+async def _seek_back(aioconsumer: Any, drained: dict[TP, tuple[int, int]]) -> None:
+    """In the consumer's thread: each partition back to ``first`` if nothing moved it since it reached ``after``."""
+    assignment = (
+        aioconsumer._subscription.subscription.assignment if aioconsumer._subscription.subscription else None
+    )
+    for tp, (first, after) in drained.items():
+        state = assignment.state_value(tp) if assignment is not None else None
+        if state is not None and state.has_valid_position and state.position == after:
+            aioconsumer.seek(tp, first)
+
+
 async def rewind_uncommitted(consumer: Any, topics: set[str]) -> list[TP]:
     """Seek the assigned partitions of ``topics`` that have no committed offset back to their beginning; the
     ones rewound.
@@ -209,13 +259,18 @@ async def rewind_uncommitted(consumer: Any, topics: set[str]) -> list[TP]:
     is held (above): the position stays past them and nothing reads them until a restart. A partition whose
     owners were all stopped before their first commit is in that state, and so is every partition of a new
     group with a backlog. Seen with two detectors taken down in turns: one partition's 1,242 events stayed
-    unread for minutes while its worker idled at the end of it."""
+    unread for minutes while its worker idled at the end of it.
+
+    The seek runs in the consumer's own thread (``seek_wait``, as Faust's recovery seeks the changelogs), not
+    through ``Consumer.seek``, which calls aiokafka from this thread: a seek made there races the fetcher and the
+    record drain in the consumer's thread, which can set the position back past the first event. Seen in the
+    restart benchmark: a new group's probe event, at offset 0, was never processed after "Worker ready"."""
     if not consumer.assignment():
         return []
     committed = await consumer.seek_to_committed()
     rewound = [tp for tp, offset in committed.items() if tp.topic in topics and not offset]
-    for tp in rewound:
-        await consumer.seek(tp, 0)
+    if rewound:
+        await consumer.seek_wait(dict.fromkeys(rewound, 0))
     if rewound:
         log.info("detector: %d partitions without a committed offset read from their beginning", len(rewound))
     return rewound
