@@ -138,7 +138,11 @@ class Broker:
         cmd += ["--n", str(n), "--out", str(out), "--broker-pid", str(self.pid)]
         for k, v in opts.items():
             cmd += [f"--{k.replace('_', '-')}", v]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DEALWATCH_")}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("DEALWATCH_") or k == "DEALWATCH_LOG_LEVEL"
+        }
         env["PYTHONPATH"] = str(ROOT)
         log = (cwd / "worker.log").open("wb")
         started = time.time()
@@ -809,6 +813,7 @@ def main() -> None:
         """Run one section; if it fails, say so on its figures' lines and go on with the others."""
         if name not in only:
             return
+        begun = time.perf_counter()
         try:
             run()
         except Exception as exc:  # reported in the output; the other sections still run
@@ -816,6 +821,7 @@ def main() -> None:
             note(f"section {name} failed: {type(exc).__name__}: {str(exc)[:2000]}")
             for figure in figures:
                 emit(figure, "error")
+        note(f"section {name} took {time.perf_counter() - begun:.0f}s")
 
     try:
         if only & {"stream", "restart"}:

@@ -186,6 +186,12 @@ def run_detector(args: argparse.Namespace) -> None:
     topics = BenchTopics(prefix=args.prefix, source=args.topic or "")
     app = create_app(settings, topics)
     processor = app.dealwatch_processor  # type: ignore[attr-defined]
+    if args.text_classifier == "off":
+        from classifier_cost import SilentLexicon
+
+        from services.detector.domain.rules import Detector
+
+        processor.detector = Detector(processor.detector.cfg, SilentLexicon())
     process = processor.process
     target = args.n
     out = args.out
@@ -279,6 +285,12 @@ def main() -> None:
         "--batch", type=int, default=500, help="raw: max records per getmany (the detector's batch)"
     )
     parser.add_argument("--profile", default="", help="detector: cProfile the measured window into this file")
+    parser.add_argument(
+        "--text-classifier",
+        choices=["on", "off"],
+        default="on",
+        help="detector: off gives it a lexicon that finds nothing in any text (the cost of the text classifier)",
+    )
     args = parser.parse_args()
     if args.mode == "raw":
         asyncio.run(run_raw(args))
