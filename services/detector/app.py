@@ -231,7 +231,7 @@ def keep_events_drained_while_held(consumer: Any, topics: set[str]) -> None:
                 await consumer._thread.call_thread(_seek_back, consumer._thread._ensure_consumer(), drained)
                 log.info(
                     "detector: %d events fetched while the flow was held put back",
-                    sum(map(len, records.values())),
+                    sum(len(records[tp]) for tp in drained),
                 )
         return records, active
 
@@ -271,7 +271,6 @@ async def rewind_uncommitted(consumer: Any, topics: set[str]) -> list[TP]:
     rewound = [tp for tp, offset in committed.items() if tp.topic in topics and not offset]
     if rewound:
         await consumer.seek_wait(dict.fromkeys(rewound, 0))
-    if rewound:
         log.info("detector: %d partitions without a committed offset read from their beginning", len(rewound))
     return rewound
 
