@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
-import gc
 import logging
 import os
 import signal
@@ -14,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from dealwatch.web import WebPart, create_web_app, metrics_registry
+from services.common.runtime import calm_garbage_collector
 from services.common.settings import Settings
 
 HTTP_ROLES: dict[str, tuple[str, ...]] = {
@@ -121,21 +121,6 @@ def serve_http(settings: Settings, parts: list[WebPart]) -> int:
     calm_garbage_collector()
     server.run()
     return 0 if server.started else 3
-
-
-def calm_garbage_collector() -> None:
-    """Fewer, cheaper collections for a long-running server.
-
-    What was built at start-up (modules, the app, settings, schemas) moves to a generation that is never
-    scanned again, and the youngest generation is collected every 10,000 allocations instead of 700. Every
-    request allocates many short-lived tracked objects (pydantic validation, aiokafka records); with dozens
-    of requests in flight, each young collection walked about ten thousand live objects, some 100-250 µs per
-    webhook. Memory is still reclaimed: reference counting frees almost everything, and cycles are still
-    collected, only in larger steps.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(10_000, 50, 100)
 
 
 def _ignore_signal(_sig: int, _frame: object) -> None:

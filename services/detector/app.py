@@ -17,6 +17,7 @@ from faust.types import TP
 
 from schemas.topics import Topics
 from services.common.metrics import EVENTS_OUT
+from services.common.runtime import calm_garbage_collector
 from services.common.settings import Settings
 from services.detector.changelog import read_changelog_to_end
 from services.detector.domain.state import DealState
@@ -158,6 +159,12 @@ def create_app(settings: Settings, topics: Topics | None = None, bootstrap: str 
                     return self.json({"error": "not_tracked"}, status=404)
                 view = deal_view(DealState.decode(raw), processor.detector, deal_key, time.time())
                 return self.json(view.model_dump(mode="json"))
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def calm_collector() -> None:
+        """Once the worker runs: what start-up built is never scanned again, and young collections come less
+        often (every event allocates a decoded event, triggers, outcomes; a batch, its deal states)."""
+        calm_garbage_collector()
 
     @app.timer(settings.quiet_scan_interval)  # type: ignore[untyped-decorator]
     async def expire_quiet_deals() -> None:

@@ -159,7 +159,7 @@ class DetectorProcessor:
 
     async def _command(self, rec: Incoming, dirty: dict[bytes, DealState]) -> None:
         try:
-            command = json.loads(rec.value or b"")
+            command = loads(rec.value or b"")
             if not isinstance(command, dict) or command.get("event") != "DealSnoozed":
                 raise BadEvent("not a DealSnoozed command")
             deal_key, command_id = command["deal_key"], command["command_id"]

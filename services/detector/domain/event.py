@@ -7,12 +7,15 @@ The ingest service validated it against the contract before publishing; here it 
 from __future__ import annotations
 
 import json
+import math
 from datetime import date, datetime
 from functools import lru_cache
 from typing import Any
 
+import orjson
+
 Event = dict[str, Any]
-_decode = json.JSONDecoder().decode
+_dumps = json.JSONEncoder(ensure_ascii=False).encode
 
 
 class BadEvent(ValueError):
@@ -20,14 +23,25 @@ class BadEvent(ValueError):
 
 
 def loads(raw: bytes | str) -> Any:
-    """``json.loads(raw)``, faster for the UTF-8 text every producer of events writes: given bytes,
-    ``json.loads`` first sniffs them for UTF-16 or UTF-32, a fifth of the cost of parsing a small event."""
-    if isinstance(raw, bytes):
-        try:
-            return _decode(raw.decode())
-        except ValueError:
-            pass  # another encoding, a byte order mark, or not JSON: as json.loads says, below
-    return json.loads(raw)
+    """The decoded JSON of an event (or a command): orjson for the UTF-8 text every producer of events writes
+    (a third of the cost of ``json.loads``), ``json.loads`` for whatever orjson refuses (UTF-16 or UTF-32, a byte
+    order mark, NaN, or not JSON at all: raises as ``json.loads`` does).
+
+    A string holding a lone UTF-16 surrogate (``"\\ud800"``) is refused: it could not be written back out as
+    UTF-8, neither in a deal's state nor in an interruption.
+    """
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        pass
+    value = json.loads(raw)
+    try:
+        _dumps(value).encode()
+    except UnicodeEncodeError:
+        raise BadEvent("a string holds a lone UTF-16 surrogate") from None
+    except ValueError:
+        pass  # NaN and the like: read as json.loads reads them
+    return value
 
 
 def parse_time(value: Any) -> int:
@@ -87,6 +101,8 @@ def text(value: Any) -> str | None:
 
 
 def number(value: Any) -> float | None:
-    if isinstance(value, bool):
+    """A finite number, or None (a boolean, NaN or an infinity is no amount)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return float(value) if isinstance(value, int | float) else None
+    value = float(value)
+    return value if math.isfinite(value) else None

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from services.detector.domain.event import BadEvent, loads, parse_time
+from services.detector.domain.event import BadEvent, loads, number, parse_time
 
 EVENT = {"event_id": "e-1", "deal": {"id": "D-1", "name": "北風 40 席"}}
 
@@ -41,3 +41,25 @@ def test_a_bad_time_is_refused_every_time_it_is_seen(value: object):
     for _ in range(2):  # the second time too, not answered from the times kept
         with pytest.raises(BadEvent):
             parse_time(value)
+
+
+def test_a_lone_surrogate_is_refused_and_a_pair_is_one_character():
+    with pytest.raises(BadEvent, match="surrogate"):
+        loads(b'{"deal": {"name": "a\\ud800b"}}')
+    assert loads(b'{"name": "\\ud83d\\ude00"}') == {"name": "\U0001f600"}
+
+
+def test_what_only_the_standard_library_reads_is_read_as_it_reads_it():
+    raw = b'{"amount": NaN, "n": 123456789012345678901234567890}'
+    got = loads(raw)
+    assert got["n"] == 123456789012345678901234567890
+    assert got["amount"] != got["amount"]  # NaN
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf"), True, "12", None])
+def test_what_is_not_a_finite_number_is_no_amount(value: object):
+    assert number(value) is None
+
+
+def test_a_number_is_a_float():
+    assert number(12) == 12.0 and number(2.5) == 2.5
