@@ -95,6 +95,18 @@ async def test_malformed_events_and_commands_go_to_dead_letters_and_the_rest_goe
     assert b"generic:D-1" in p.store
 
 
+async def test_an_event_with_a_lone_surrogate_is_dead_lettered_not_kept_where_it_could_not_be_written():
+    rec, now = Recorder(), [NOW.timestamp()]
+    p = processor(rec, now)
+    event = activity(at=days_ago(1), text="予算 X 凍結")
+    broken = json.dumps(event, ensure_ascii=True).replace("X", "\\ud800").encode()  # as a producer may write it
+    await p.process([change(created(at=days_ago(9))), Incoming(CHANGES, 1, b"generic:D-1", broken)])
+    assert [h["dlq.reason"] for _, h in rec.dead] == [
+        b"invalid change event: a string holds a lone UTF-16 surrogate"
+    ]
+    assert rec.changelog == [(1, b"generic:D-1")]  # the deal's state, written as the good event left it
+
+
 async def test_after_an_assignment_the_deadlines_come_back_from_the_table_in_slices_while_events_flow():
     rec, now = Recorder(), [NOW.timestamp()]
     first = processor(rec, now)
