@@ -99,7 +99,9 @@ async def test_an_event_with_a_lone_surrogate_is_dead_lettered_not_kept_where_it
     rec, now = Recorder(), [NOW.timestamp()]
     p = processor(rec, now)
     event = activity(at=days_ago(1), text="予算 X 凍結")
-    broken = json.dumps(event, ensure_ascii=True).replace("X", "\\ud800").encode()  # as a producer may write it
+    broken = (
+        json.dumps(event, ensure_ascii=True).replace("X", "\\ud800").encode()
+    )  # as a producer may write it
     await p.process([change(created(at=days_ago(9))), Incoming(CHANGES, 1, b"generic:D-1", broken)])
     assert [h["dlq.reason"] for _, h in rec.dead] == [
         b"invalid change event: a string holds a lone UTF-16 surrogate"
