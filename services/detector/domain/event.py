@@ -39,8 +39,6 @@ def loads(raw: bytes | str) -> Any:
         _dumps(value).encode()
     except UnicodeEncodeError:
         raise BadEvent("a string holds a lone UTF-16 surrogate") from None
-    except ValueError:
-        pass  # NaN and the like: read as json.loads reads them
     return value
 
 

@@ -190,9 +190,10 @@ _LEVEL = 1
 _WINDOW = -12
 _MEM_LEVEL = 5
 """A 4 KiB window and a small hash table: the preset dictionary and a state (a few hundred bytes) fit in it, and
-the output is the same size as with zlib's defaults (32 KiB, level 9 tables), which cost some 380 KiB to allocate
-and clear for every state written, several times the compression itself. Raw deflate at any window reads back
-with the 32 KiB one below, so states written either way decode alike."""
+the output is the same size as with zlib's defaults (a 32 KiB window, memLevel 9), whose buffers (some 380 KiB)
+are allocated for every state written: in a loop of its own, 50 against 7 µs a state; in the detector's step,
+where the allocator keeps them at hand, about 1 µs less a state. Raw deflate at any window reads back with the
+32 KiB one below, so states written either way decode alike."""
 _ZDICT = ",".join(
     [
         *(f'"{w}"' for w in ("went_quiet", "reassigned", "contact_left", "stalled", "closed_lost")),
