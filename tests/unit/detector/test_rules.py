@@ -1,4 +1,5 @@
 import json
+import zlib
 from datetime import timedelta
 
 import pytest
@@ -6,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.common.settings import Settings
+from services.detector.domain import state as state_module
 from services.detector.domain.event import BadEvent, parse_time
 from services.detector.domain.outcomes import Opened, Resumed
 from services.detector.domain.rules import Detector
@@ -271,6 +273,16 @@ def test_the_state_round_trips_through_its_compact_encoding(detector):
         DealState.plain(raw)
         == json.dumps(json.loads(DealState.plain(raw)), ensure_ascii=False, separators=(",", ":")).encode()
     )
+
+
+def test_a_state_stored_with_zlibs_default_window_still_reads(detector):
+    """States written before the smaller deflate window (32 KiB, memLevel 9) decode as they did."""
+    state, _ = run(
+        detector, [created(at=days_ago(20), name="北辰精工"), activity(at=days_ago(3))], settle=False
+    )
+    old = zlib.compressobj(1, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, state_module._ZDICT)
+    raw = b"z" + old.compress(DealState.plain(state.encode())) + old.flush()
+    assert DealState.decode(raw) == state
 
 
 def test_a_state_with_what_orjson_cannot_write_is_still_stored(detector):
