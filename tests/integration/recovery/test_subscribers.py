@@ -211,11 +211,19 @@ async def test_a_delivery_still_pending_when_the_worker_stops_is_made_after_its_
             return receiver.accepted()
 
         ((headers, body),) = await eventually(delivered, what="the delivery after the restart")
+
+        # The receiver has the try before the worker has its answer: stopping now could give the delivery back
+        # again, so wait until the worker has recorded it as made.
+        async def recorded() -> bool:
+            return await asyncio.to_thread(store.due_deliveries, some_time) == []
+
+        await eventually(recorded, what="the delivery recorded as made")
     finally:
         stop.set()
         await asyncio.wait_for(worker, timeout=30)
     assert headers["webhook-id"] == pending.message_id and verify(SECRET, headers, body)
     assert store.due_deliveries(some_time) == []
+    assert len(receiver.accepted()) == 1
 
 
 def test_a_message_published_twice_is_queued_once_per_subscriber(store: SqlAlchemyStore) -> None:
