@@ -20,6 +20,7 @@ from services.common.metrics import EVENTS_OUT
 from services.common.runtime import calm_garbage_collector
 from services.common.settings import Settings
 from services.detector.changelog import read_changelog_to_end
+from services.detector.delivery import deliver_without_a_task_per_record
 from services.detector.domain.state import DealState
 from services.detector.domain.view import deal_view
 from services.detector.processor import DetectorProcessor, Incoming
@@ -88,6 +89,15 @@ def create_app(settings: Settings, topics: Topics | None = None, bootstrap: str 
         autodiscover=False,
         **web,
     )
+    new_consumer = app._new_consumer
+
+    def consumer_delivering_directly() -> Any:
+        consumer = new_consumer()
+        # see services/detector/delivery.py; a quarter of the channels' size lets a whole batch wait in them
+        deliver_without_a_task_per_record(consumer, ahead=app.conf.stream_buffer_maxsize // 4)
+        return consumer
+
+    app._new_consumer = consumer_delivering_directly  # type: ignore[method-assign]
     raw: Any = faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
     source = app.topic(topics.deal_changes, topics.deal_commands, topics.detector_ticks, schema=raw)
     ticks = app.topic(topics.detector_ticks, partitions=settings.topic_partitions, schema=raw)
