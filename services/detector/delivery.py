@@ -113,6 +113,8 @@ async def _drain(consumer: Any, fetcher: Any, ahead: int) -> None:
                     since_turn = 0
                     await asyncio.sleep(0)
                     while any(topic.queue.qsize() > ahead for topic in tuple(topics)):
+                        if consumer_stopped() or fetcher_stopped():
+                            return
                         await asyncio.sleep(0)
                 offset = message.offset
                 last = read_offset[tp]
