@@ -285,6 +285,30 @@ def test_a_state_stored_with_zlibs_default_window_still_reads(detector):
     assert DealState.decode(raw) == state
 
 
+def test_a_state_deflated_as_states_were_written_before_zstd_still_reads(detector):
+    """Until 2026-11-30 states were deflated (4 KiB window, memLevel 5); changelogs still hold such states."""
+    state, _ = run(
+        detector,
+        [created(at=days_ago(20), name="北辰精工"), activity(at=days_ago(3), text="予算が凍結")],
+        settle=False,
+    )
+    before = zlib.compressobj(1, zlib.DEFLATED, -12, 5, zlib.Z_DEFAULT_STRATEGY, state_module._ZDICT)
+    raw = b"z" + before.compress(DealState.plain(state.encode())) + before.flush()
+    assert DealState.decode(raw) == state
+    assert state.encode()[:1] == b"Z" and len(state.encode()) < len(DealState.plain(state.encode()))
+
+
+def test_a_damaged_stored_state_is_refused_with_a_clear_error(detector):
+    state, _ = run(detector, [created(at=days_ago(10), name="big")], settle=False)
+    raw = state.encode()
+    with pytest.raises(ValueError, match="does not decompress"):
+        DealState.decode(raw[:1] + b"\x00\x01garbage")
+    with pytest.raises(ValueError, match="does not inflate"):
+        DealState.decode(b"z\xff\xfegarbage")
+    with pytest.raises(ValueError, match="unknown deal state format"):
+        DealState.decode(b"[2]")
+
+
 def test_a_state_with_what_orjson_cannot_write_is_still_stored(detector):
     state, _ = run(detector, [created(at=days_ago(10), name="big")], settle=False)
     state.acts = 2**70  # beyond 64 bits: orjson refuses it, the standard library writes it
