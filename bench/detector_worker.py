@@ -122,6 +122,7 @@ def faust_conf() -> dict[str, Any]:
         "broker_heartbeat_interval": s.heartbeat_interval,
         "table_standby_replicas": s.standby_replicas,
         "stream_buffer_maxsize": max(4096, s.detector_batch_size * 4),
+        "producer_max_batch_size": 256 * 1024,
         "worker_redirect_stdouts": False,
         "autodiscover": False,
         "web_enabled": False,

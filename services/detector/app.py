@@ -85,6 +85,9 @@ def create_app(settings: Settings, topics: Topics | None = None, bootstrap: str 
         # its last record, so the check would stop a worker that took over a standby copy (ConsistencyError).
         recovery_consistency_check=False,
         stream_buffer_maxsize=max(4096, settings.detector_batch_size * 4),
+        # A batch's deal states go to the producer as one record batch per partition (ChangelogBatches, below):
+        # room for a batch of 500 states of about 400 bytes on one partition, so that one rarely waits for another.
+        producer_max_batch_size=256 * 1024,
         worker_redirect_stdouts=False,
         autodiscover=False,
         **web,
@@ -118,12 +121,9 @@ def create_app(settings: Settings, topics: Topics | None = None, bootstrap: str 
     # (Faust's sensors do not see these sends: they are counted here, when the broker acknowledges them.)
     changelog_topic = deals.changelog_topic.get_topic_name()
     interruptions_topic = interruptions.get_topic_name()
-    changelog_acked = _acked_counter(changelog_topic)
     interruptions_acked = _acked_counter(interruptions_topic)
 
-    async def write_changelog(partition: int, key: bytes, value: bytes) -> None:
-        sent = await app.producer.send(changelog_topic, key, value, partition, None, None)
-        sent.add_done_callback(changelog_acked)  # type: ignore[attr-defined]
+    changelog = ChangelogBatches(app, changelog_topic)
 
     async def send_interruption(key: bytes, value: bytes) -> Awaitable[Any]:
         """Hands the record to the producer's batch; the broker's acknowledgement is the awaitable returned."""
@@ -137,7 +137,8 @@ def create_app(settings: Settings, topics: Topics | None = None, bootstrap: str 
     processor = DetectorProcessor(
         detector=build_detector(settings),
         store=deals.data,
-        changelog=write_changelog,
+        changelog=changelog.write,
+        changelog_done=changelog.send,
         send_interruption=send_interruption,
         send_dead_letter=send_dead_letter,
         ticks_topic=topics.detector_ticks,
@@ -301,3 +302,55 @@ def _acked_counter(topic: str) -> Callable[[asyncio.Future[Any]], None]:
             child.inc()
 
     return acked
+
+
+class ChangelogBatches:
+    """The deal states a batch writes, as one record batch per changelog partition, handed to the producer when
+    the batch is done (``send``) instead of one ``send`` a record: aiokafka's per-record send (a future, a
+    partition lookup, a batch lookup) cost about as much as encoding the state. A record batch that fills up
+    (``producer_max_batch_size``) goes to the producer at once and a new one is started. Faust flushes the
+    producer before it commits the events' offsets, so nothing is acknowledged before its state is in the broker."""
+
+    def __init__(self, app: faust.App, topic: str) -> None:
+        self._app = app
+        self._topic = topic
+        self._open: dict[int, Any] = {}
+        self._counted = EVENTS_OUT.labels(SERVICE, topic)
+
+    async def write(self, partition: int, key: bytes, value: bytes) -> None:
+        batch = self._open.get(partition)
+        if batch is None:
+            batch = self._open[partition] = self._producer().create_batch()
+        if batch.append(key=key, value=value, timestamp=None) is not None:
+            return
+        if batch.record_count():  # full: send it, start another
+            await self._send(partition, batch)
+            batch = self._open[partition] = self._producer().create_batch()
+            if batch.append(key=key, value=value, timestamp=None) is not None:
+                return
+        del self._open[partition]  # a record larger than a whole batch: alone, as the producer splits it
+        sent = await self._app.producer.send(self._topic, key, value, partition, None, None)
+        sent.add_done_callback(self._acked(1))  # type: ignore[attr-defined]
+
+    async def send(self) -> None:
+        batches, self._open = self._open, {}
+        for partition, batch in batches.items():
+            await self._send(partition, batch)
+
+    async def _send(self, partition: int, batch: Any) -> None:
+        batch.close()  # nothing else joins it
+        sent = await self._producer().send_batch(batch, self._topic, partition=partition)
+        sent.add_done_callback(self._acked(batch.record_count()))
+
+    def _acked(self, records: int) -> Callable[[asyncio.Future[Any]], None]:
+        counted = self._counted
+
+        def acked(done: asyncio.Future[Any]) -> None:
+            if not done.cancelled() and done.exception() is None:
+                counted.inc(records)
+
+        return acked
+
+    def _producer(self) -> Any:
+        """The aiokafka producer under Faust's (faust 0.15.3: ``Producer._ensure_producer``)."""
+        return self._app.producer._ensure_producer()  # type: ignore[attr-defined]

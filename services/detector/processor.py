@@ -58,6 +58,8 @@ class DetectorProcessor:
     commands_topic: str = ""
     clock: Callable[[], float] = time.time
     cache_size: int = 20_000
+    changelog_done: Callable[[], Awaitable[Any]] | None = None
+    """Called once the batch's states are all written (``changelog``): hands what it holds to the producer."""
     rebuild_slice: float = 0.2
     """Seconds of heap rebuilding per call at most, so that a big table does not stall the stream."""
     heaps: dict[int, DeadlineHeap] = field(default_factory=dict)
@@ -113,6 +115,8 @@ class DetectorProcessor:
             written = self.changelog(state.partition, key, raw)
             if inspect.isawaitable(written):
                 await written
+        if dirty and self.changelog_done is not None:
+            await self.changelog_done()
         metrics.PENDING.set(sum(len(h) for h in self.heaps.values()))
 
     async def _change(

@@ -73,6 +73,22 @@ async def test_a_snooze_command_holds_back_the_quiet_verdict_until_it_ends():
     assert [m["kind"] for m in rec.interruptions] == ["went_quiet"]
 
 
+async def test_the_changelog_is_told_once_a_batch_when_its_states_are_all_written():
+    rec, now = Recorder(), [NOW.timestamp()]
+    p = processor(rec, now)
+    done: list[list[tuple[int, bytes]]] = []
+
+    async def changelog_done() -> None:
+        done.append(list(rec.changelog))
+
+    p.changelog_done = changelog_done
+    two = Incoming(CHANGES, 2, b"generic:D-2", json.dumps(created("D-2", at=days_ago(5))).encode())
+    await p.process([change(created(at=days_ago(9))), two, change(activity(at=days_ago(2)))])
+    assert done == [[(1, b"generic:D-1"), (2, b"generic:D-2")]]
+    await p.process([Incoming(TICKS, 1, None, b"{}")])  # nothing written: nothing to hand over
+    assert len(done) == 1
+
+
 async def test_state_is_written_once_per_deal_per_batch_on_its_partition():
     rec, now = Recorder(), [NOW.timestamp()]
     p = processor(rec, now)
