@@ -636,7 +636,7 @@ def print_state_breakdown(values: list[bytes]) -> None:
     top = ", ".join(f"{name} {b / len(values):.0f}" for name, b in sizes.most_common(8))
     note(
         f"state JSON bytes by field (average over {len(values)} deals, of {plain / len(values):.0f}, stored "
-        f"deflated in {total / len(values):.0f}): {top}"
+        f"compressed to {total / len(values):.0f}): {top}"
     )
 
 

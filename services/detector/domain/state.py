@@ -220,7 +220,7 @@ _ZDICT = ",".join(
     ]
 ).encode()
 """Preset dictionary: the words and shapes that recur in every deal's state, so that even a short state
-deflates well. Changing it makes stored states unreadable: only ever add a new dictionary beside it."""
+compresses well. Changing it makes stored states unreadable: only ever add a new dictionary beside it."""
 _codecs = threading.local()
 """A zstd compressor and decompressor per thread (their objects may not be shared by threads at once)."""
 
