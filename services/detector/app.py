@@ -116,8 +116,9 @@ def create_app(settings: Settings, topics: Topics | None = None, bootstrap: str 
     )
 
     # The stream step hands its records straight to the producer (no per-record future message of Faust's
-    # buffer): they join the producer's batch at once, and Faust flushes the producer before it commits the
-    # offsets of the events they came from, so nothing is acknowledged before what it caused is in the broker.
+    # buffer): interruptions join the producer's batch at once, a batch's states at its end as record batches
+    # (ChangelogBatches), and Faust flushes the producer before it commits the offsets of the events they came
+    # from, so nothing is acknowledged before what it caused is in the broker.
     # (Faust's sensors do not see these sends: they are counted here, when the broker acknowledges them.)
     changelog_topic = deals.changelog_topic.get_topic_name()
     interruptions_topic = interruptions.get_topic_name()
