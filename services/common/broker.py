@@ -233,6 +233,11 @@ def kafka_partition(key: bytes | None, all_partitions: Sequence[int], available:
     return all_partitions[_key_hash(key) % len(all_partitions)]
 
 
+def key_partition(key: bytes, partitions: Sequence[int]) -> int:
+    """The partition of a keyed record among ``partitions`` (sorted), as ``kafka_partition`` chooses it."""
+    return partitions[_key_hash(key) % len(partitions)]
+
+
 class MeasuredProducer(AIOKafkaProducer):  # type: ignore[misc]
     """Counts the records the broker acknowledged, by topic, as ``dealwatch_events_out{service=...}``."""
 
@@ -250,6 +255,10 @@ class MeasuredProducer(AIOKafkaProducer):  # type: ignore[misc]
             )
         future.add_done_callback(count)
         return future
+
+    def count_acknowledged(self, topic: str, records: int) -> None:
+        """Count records acknowledged that were sent as a whole batch (``send_batch``)."""
+        EVENTS_OUT.labels(self.service, topic).inc(records)
 
 
 def _count_acknowledged(counter: Any, future: asyncio.Future[Any]) -> None:

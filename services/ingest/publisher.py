@@ -8,13 +8,15 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from services.common.broker import ensure_topics, make_producer
+from services.common.broker import MeasuredProducer, ensure_topics, key_partition, make_producer
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,7 @@ class KafkaEventPublisher:
         self._healthy = False
         self._last_ack = 0.0
         self._task: asyncio.Task[None] | None = None
+        self._batches = RecordBatches(self._current_producer)
 
     def ready(self) -> bool:
         return self._producer is not None and self._healthy
@@ -81,6 +84,7 @@ class KafkaEventPublisher:
             self._task = None
         producer, self._producer = self._producer, None
         self._healthy = False
+        self._batches.close(BrokerUnavailable("the publisher stopped"))
         if producer is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(producer.stop(), timeout=self._timeout)
@@ -92,33 +96,34 @@ class KafkaEventPublisher:
             raise BrokerUnavailable("not connected to the broker")
         if not records:
             return
-        futures: list[asyncio.Future[object]] = []
+        waits: list[asyncio.Future[None]] = []
         try:
             async with asyncio.timeout(self._timeout):
+                partitions: dict[str, Sequence[int]] = {}
                 for r in records:
+                    among = partitions.get(r.topic)
+                    if among is None:
+                        among = partitions[r.topic] = sorted(await producer.partitions_for(r.topic))
                     # aiokafka's C record builder takes headers as a list only
-                    headers = list(r.headers) if r.headers else None
-                    futures.append(await producer.send(r.topic, r.value, key=r.key, headers=headers))
-                # The records of a request mostly travel in the same produce request: once the first one is
-                # acknowledged the rest usually are too, and a finished one needs no wait (``asyncio.wait`` over
-                # all of them would add and remove a callback on each). ``wait``, unlike ``await``, never
-                # cancels a record's future when the deadline passes.
-                for future in futures:
-                    if not future.done():
-                        await asyncio.wait((future,))
+                    headers = list(r.headers) if r.headers else []
+                    done = self._batches.add(r.topic, key_partition(r.key, among), r.key, r.value, headers)
+                    if not waits or waits[-1] is not done:
+                        waits.append(done)
+                await _all_done(waits)
         except (TimeoutError, KafkaError) as exc:
             self._healthy = False
-            for future in futures:
-                future.add_done_callback(_retrieve)
             raise BrokerUnavailable(
                 f"no acknowledgement from the broker in time ({type(exc).__name__})"
             ) from None
-        failed = next((f.exception() for f in futures if f.exception() is not None), None)
+        failed = next((f.exception() for f in waits if f.exception() is not None), None)
         if failed is not None:
             self._healthy = False
             raise BrokerUnavailable(f"the broker refused the records ({type(failed).__name__})")
         self._healthy = True
         self._last_ack = time.monotonic()
+
+    def _current_producer(self) -> AIOKafkaProducer | None:
+        return self._producer
 
     async def _connect_once(self) -> None:
         assert self._bootstrap is not None
@@ -172,7 +177,147 @@ class KafkaEventPublisher:
             log.warning("the broker is %s", "reachable again" if self._healthy else "not reachable")
 
 
-def _retrieve(future: asyncio.Future[object]) -> None:
-    """Mark a late result as seen, so that a send we stopped waiting for logs nothing when it fails."""
-    if not future.cancelled():
-        future.exception()
+class _Batch:
+    """Records of one partition on their way as one record batch, and the future their senders wait for."""
+
+    __slots__ = ("alone", "builder", "done", "records")
+
+    def __init__(self, builder: Any, done: asyncio.Future[None]) -> None:
+        self.builder = builder
+        self.done = done
+        self.records = 0
+        self.alone: tuple[bytes, bytes, list[Any]] | None = None
+        """A record larger than a whole batch, which the producer sends by itself."""
+
+
+class RecordBatches:
+    """The records of concurrent requests gathered into one record batch per partition, with one future a batch.
+
+    aiokafka's per-record ``send`` (a partition lookup, a batch lookup, a future and its callbacks for each
+    record) cost the webhook about as much as validating its events. Here a record is appended to its partition's
+    open batch; one sending task a partition hands the batches to the producer in order (``send_batch``) and
+    keeps one of them unacknowledged at a time, so that the records that arrive while a batch is on its way
+    travel together in the next, as the producer's own batching would have them. A batch that fills up
+    (``max_batch_size``) is closed and the next one opened; a record larger than a whole batch goes alone.
+    """
+
+    def __init__(self, producer: Callable[[], AIOKafkaProducer | None]) -> None:
+        self._producer = producer
+        self._queued: dict[tuple[str, int], deque[_Batch]] = {}
+        self._senders: dict[tuple[str, int], asyncio.Task[None]] = {}
+
+    def add(
+        self, topic: str, partition: int, key: bytes, value: bytes, headers: list[Any]
+    ) -> asyncio.Future[None]:
+        """Queue one record; the future is done when its batch is acknowledged (or failed)."""
+        tp = (topic, partition)
+        queue = self._queued.get(tp)
+        if queue is None:
+            queue = self._queued[tp] = deque()
+        batch = queue[-1] if queue else None
+        if (
+            batch is None
+            or batch.alone is not None
+            or batch.builder.append(timestamp=None, key=key, value=value, headers=headers) is None
+        ):
+            batch = self._open(queue)
+            if batch.builder.append(timestamp=None, key=key, value=value, headers=headers) is None:
+                batch.alone = (key, value, headers)
+        batch.records += 1
+        if tp not in self._senders:
+            self._senders[tp] = asyncio.create_task(self._send(tp, queue), name=f"ingest-send-{partition}")
+        return batch.done
+
+    def close(self, reason: Exception) -> None:
+        """Fail what has not been acknowledged (the publisher stops)."""
+        for task in self._senders.values():
+            task.cancel()
+        self._senders.clear()
+        for queue in self._queued.values():
+            while queue:
+                _settle(queue.popleft().done, reason)
+
+    def _open(self, queue: deque[_Batch]) -> _Batch:
+        producer = self._producer()
+        if producer is None:
+            raise BrokerUnavailable("not connected to the broker")
+        batch = _Batch(producer.create_batch(), asyncio.get_running_loop().create_future())
+        queue.append(batch)
+        return batch
+
+    async def _send(self, tp: tuple[str, int], queue: deque[_Batch]) -> None:
+        topic, partition = tp
+        sent: list[tuple[_Batch, asyncio.Future[Any], AIOKafkaProducer]] = []
+        try:
+            while queue:
+                # What is queued now goes in this round (full batches and the open one, closed); what arrives
+                # while the round is on its way waits for the next, which starts once this one is answered.
+                sent = []
+                for _ in range(len(queue)):
+                    batch = queue.popleft()
+                    try:
+                        sent.append((batch, await self._hand_over(batch, topic, partition), self._producer()))
+                    except Exception as exc:  # every failure reaches the requests waiting for the batch
+                        _settle(batch.done, exc)
+                for batch, future, producer in sent:
+                    if not future.done():
+                        await asyncio.wait((future,))
+                    failed = (
+                        BrokerUnavailable("the send was cancelled")
+                        if future.cancelled()
+                        else future.exception()
+                    )
+                    _settle(batch.done, failed)
+                    if failed is None and isinstance(producer, MeasuredProducer):
+                        producer.count_acknowledged(topic, batch.records)
+                sent = []
+        finally:
+            for batch, _, _ in sent:  # cancelled (the publisher stops) while a round was on its way
+                _settle(batch.done, BrokerUnavailable("the publisher stopped"))
+            if self._senders.get(tp) is asyncio.current_task():
+                del self._senders[tp]
+
+    async def _hand_over(self, batch: _Batch, topic: str, partition: int) -> asyncio.Future[Any]:
+        producer = self._producer()
+        if producer is None:
+            raise BrokerUnavailable("not connected to the broker")
+        if batch.alone is not None:
+            key, value, headers = batch.alone
+            sent: asyncio.Future[Any] = await producer.send(
+                topic, value, key=key, partition=partition, headers=headers or None
+            )
+            return sent
+        batch.builder.close()  # nothing joins it any more
+        handed: asyncio.Future[Any] = await producer.send_batch(batch.builder, topic, partition=partition)
+        return handed
+
+
+async def _all_done(futures: list[asyncio.Future[None]]) -> None:
+    """Wait until every future is done, through a waiter of our own: a batch's future is shared by the requests
+    whose records it carries, so a request that gives up at its deadline must not cancel it (``asyncio.wait``
+    would not either, at twice the cost)."""
+    left = sum(1 for f in futures if not f.done())
+    if not left:
+        return
+    waiter = asyncio.get_running_loop().create_future()
+
+    def one_done(_: asyncio.Future[None]) -> None:
+        nonlocal left
+        left -= 1
+        if not left and not waiter.done():
+            waiter.set_result(None)
+
+    for future in futures:
+        if not future.done():
+            future.add_done_callback(one_done)
+    await waiter
+
+
+def _settle(done: asyncio.Future[None], exc: BaseException | None) -> None:
+    if done.done():
+        return
+    if exc is None:
+        done.set_result(None)
+    else:
+        done.set_exception(exc)
+        done.exception()  # seen: nobody may be waiting any more
