@@ -24,7 +24,7 @@ from services.detector.delivery import deliver_without_a_task_per_record
 from services.detector.domain.state import DealState
 from services.detector.domain.view import deal_view
 from services.detector.processor import DetectorProcessor, Incoming
-from services.detector.sensors import SERVICE, TopicTrafficSensor
+from services.detector.sensors import SERVICE, StreamClockMonitor, TopicTrafficSensor
 from services.detector.wiring import build_detector
 
 log = logging.getLogger(__name__)
@@ -90,6 +90,7 @@ def create_app(settings: Settings, topics: Topics | None = None, bootstrap: str 
         producer_max_batch_size=256 * 1024,
         worker_redirect_stdouts=False,
         autodiscover=False,
+        monitor=StreamClockMonitor(),  # Faust's own per-record statistics, which nothing here reads, left out
         **web,
     )
     new_consumer = app._new_consumer
