@@ -272,8 +272,9 @@ class RecordBatches:
                         producer.count_acknowledged(topic, batch.records)
                 sent = []
         finally:
-            for batch, _, _ in sent:  # cancelled (the publisher stops) while a round was on its way
+            for batch, future, _ in sent:  # cancelled (the publisher stops) while a round was on its way
                 _settle(batch.done, BrokerUnavailable("the publisher stopped"))
+                future.add_done_callback(_retrieve)
             if self._senders.get(tp) is asyncio.current_task():
                 del self._senders[tp]
 
@@ -311,6 +312,12 @@ async def _all_done(futures: list[asyncio.Future[None]]) -> None:
         if not future.done():
             future.add_done_callback(one_done)
     await waiter
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark a late result as seen, so that a send nobody waits for any more logs nothing when it fails."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _settle(done: asyncio.Future[None], exc: BaseException | None) -> None:
