@@ -107,7 +107,7 @@ class KafkaEventPublisher:
                     # aiokafka's C record builder takes headers as a list only
                     headers = list(r.headers) if r.headers else []
                     done = self._batches.add(r.topic, key_partition(r.key, among), r.key, r.value, headers)
-                    if not waits or waits[-1] is not done:
+                    if done not in waits:  # a request's records share a few batches: wait on each once
                         waits.append(done)
                 await _all_done(waits)
         except (TimeoutError, KafkaError) as exc:

@@ -8,6 +8,8 @@ import asyncio
 import contextlib
 import uuid
 from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 
@@ -34,6 +36,15 @@ async def publisher(bootstrap: str, topic: str) -> KafkaEventPublisher:
     return pub
 
 
+@asynccontextmanager
+async def publishing(bootstrap: str, topic: str) -> AsyncIterator[KafkaEventPublisher]:
+    pub = await publisher(bootstrap, topic)
+    try:
+        yield pub
+    finally:
+        await pub.stop()
+
+
 def record(topic: str, deal: int, n: int, size: int = 40) -> OutgoingRecord:
     return OutgoingRecord(topic, f"generic:D{deal}".encode(), f"{deal}:{n}:".encode().ljust(size, b"x"))
 
@@ -42,8 +53,7 @@ async def test_concurrent_requests_arrive_once_each_on_their_key_partition_in_re
     broker_bootstrap: str,
 ) -> None:
     topic = f"pub{uuid.uuid4().hex[:8]}"
-    pub = await publisher(broker_bootstrap, topic)
-    try:
+    async with publishing(broker_bootstrap, topic) as pub:
         # 40 requests at once, 1-9 records each, several deals a request and several records a deal
         requests = [
             [record(topic, (r * 7 + i) % 11, r * 100 + i) for i in range(1 + r % 9)] for r in range(40)
@@ -52,8 +62,6 @@ async def test_concurrent_requests_arrive_once_each_on_their_key_partition_in_re
         # then one after another: each acknowledged before the next starts
         for r in range(5):
             await pub.publish([record(topic, 3, 10_000 + r)])
-    finally:
-        await pub.stop()
     got = await read_topic(broker_bootstrap, topic)
     sent = [r for rs in requests for r in rs] + [record(topic, 3, 10_000 + r) for r in range(5)]
     assert sorted(r.value for r in got) == sorted(r.value for r in sent)
@@ -74,16 +82,13 @@ async def test_records_beyond_a_full_batch_and_one_larger_than_a_batch_all_arriv
     broker_bootstrap: str,
 ) -> None:
     topic = f"pub{uuid.uuid4().hex[:8]}"
-    pub = await publisher(broker_bootstrap, topic)
-    try:
+    async with publishing(broker_bootstrap, topic) as pub:
         # one deal, so one partition: 700 records of 1 KiB overflow a 256 KiB batch twice; one of 600 KiB
         # is larger than a whole batch and goes alone, between the others
         big = OutgoingRecord(topic, b"generic:D1", b"1:350:".ljust(600 * 1024, b"y"))
         records = [record(topic, 1, n, size=1024) for n in range(350)]
         records += [big] + [record(topic, 1, n, size=1024) for n in range(351, 701)]
         await pub.publish(records)
-    finally:
-        await pub.stop()
     got = await read_topic(broker_bootstrap, topic)
     assert [int(r.value.split(b":")[1]) for r in sorted(got, key=lambda r: r.offset)] == list(range(701))
     assert max(len(r.value) for r in got) == 600 * 1024
