@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
 from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
@@ -34,12 +35,15 @@ class WebhookError(Exception):
         return json_response(self.status, {"error": self.code, "detail": self.detail}, self.headers)
 
 
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
-"""Made once: ``json.dumps`` with any option builds a new encoder on every call."""
+_ESCAPING = json.JSONEncoder(separators=(",", ":"))
+"""For what orjson refuses (a lone surrogate in a string, which UTF-8 cannot carry): ASCII with escapes."""
 
 
 def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
-    content = _ENCODER.encode(body).encode()
+    try:
+        content = orjson.dumps(body)  # compact UTF-8, a tenth of the cost of the standard encoder
+    except orjson.JSONEncodeError:
+        content = _ESCAPING.encode(body).encode()
     return Response(content=content, status_code=status, media_type="application/json", headers=headers)
 
 

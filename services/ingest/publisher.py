@@ -97,19 +97,20 @@ class KafkaEventPublisher:
         if not records:
             return
         waits: list[asyncio.Future[None]] = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout
         try:
-            async with asyncio.timeout(self._timeout):
-                partitions: dict[str, Sequence[int]] = {}
-                for r in records:
-                    among = partitions.get(r.topic)
-                    if among is None:
-                        among = partitions[r.topic] = sorted(await producer.partitions_for(r.topic))
-                    # aiokafka's C record builder takes headers as a list only
-                    headers = list(r.headers) if r.headers else []
-                    done = self._batches.add(r.topic, key_partition(r.key, among), r.key, r.value, headers)
-                    if done not in waits:  # a request's records share a few batches: wait on each once
-                        waits.append(done)
-                await _all_done(waits)
+            partitions: dict[str, Sequence[int]] = {}
+            for r in records:
+                among = partitions.get(r.topic)
+                if among is None:
+                    among = partitions[r.topic] = await _partitions(producer, r.topic, deadline)
+                # aiokafka's C record builder takes headers as a list only
+                headers = list(r.headers) if r.headers else []
+                done = self._batches.add(r.topic, key_partition(r.key, among), r.key, r.value, headers)
+                if done not in waits:  # a request's records share a few batches: wait on each once
+                    waits.append(done)
+            await _all_done(waits, deadline)
         except (TimeoutError, KafkaError) as exc:
             self._healthy = False
             raise BrokerUnavailable(
@@ -293,14 +294,25 @@ class RecordBatches:
         return handed
 
 
-async def _all_done(futures: list[asyncio.Future[None]]) -> None:
-    """Wait until every future is done, through a waiter of our own: a batch's future is shared by the requests
-    whose records it carries, so a request that gives up at its deadline must not cancel it (``asyncio.wait``
-    would not either, at twice the cost)."""
+async def _partitions(producer: AIOKafkaProducer, topic: str, deadline: float) -> list[int]:
+    """The topic's partitions, sorted: from the metadata the producer holds, else fetched by the deadline."""
+    known = producer.client.cluster.partitions_for_topic(topic)
+    if known is None:
+        async with asyncio.timeout_at(deadline):
+            known = await producer.partitions_for(topic)
+    return sorted(known)
+
+
+async def _all_done(futures: list[asyncio.Future[None]], deadline: float) -> None:
+    """Wait until every future is done, or raise ``TimeoutError`` at ``deadline`` (loop time), through a waiter of
+    our own: a batch's future is shared by the requests whose records it carries, so a request that gives up at
+    its deadline must not cancel it (``asyncio.wait`` would not either, at twice the cost). One timer handle, not
+    ``asyncio.timeout``'s context, which costs a request about as much as the rest of its wait."""
     left = sum(1 for f in futures if not f.done())
     if not left:
         return
-    waiter = asyncio.get_running_loop().create_future()
+    loop = asyncio.get_running_loop()
+    waiter = loop.create_future()
 
     def one_done(_: asyncio.Future[None]) -> None:
         nonlocal left
@@ -308,10 +320,22 @@ async def _all_done(futures: list[asyncio.Future[None]]) -> None:
         if not left and not waiter.done():
             waiter.set_result(None)
 
+    def too_late() -> None:
+        if not waiter.done():
+            waiter.set_exception(TimeoutError())
+
     for future in futures:
         if not future.done():
             future.add_done_callback(one_done)
-    await waiter
+    timer = loop.call_at(deadline, too_late)
+    try:
+        await waiter
+    except BaseException:  # too late, or the request is cancelled: the batches go on without it
+        for future in futures:
+            future.remove_done_callback(one_done)
+        raise
+    finally:
+        timer.cancel()
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:

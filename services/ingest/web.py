@@ -10,6 +10,7 @@ broker does not acknowledge in ``broker_timeout_seconds``: 503 with Retry-After,
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -70,6 +71,13 @@ class IngestService:
         self.sources = build_sources(settings)
         self.retry_after = max(1, round(settings.broker_timeout_seconds))
         self._in_flight = 0
+        # The labelled metrics of each (source, status) and topic, looked up once: ``labels`` takes a lock and
+        # builds its key on every call. A few sources, statuses and topics: the caches stay small.
+        self._answered = functools.cache(
+            lambda name, status: metrics.WEBHOOK_RESPONSES.labels(name, str(status))
+        )
+        self._seconds = functools.cache(metrics.REQUEST_SECONDS.labels)
+        self._published = functools.cache(metrics.EVENTS_PUBLISHED.labels)
         self.router = APIRouter(tags=["webhooks"])
         for source in self.sources.values():
             self.router.add_api_route(
@@ -87,6 +95,7 @@ class IngestService:
                 log.warning("webhooks from %s are refused: %s", source.name, source.problem)
         await self.publisher.start()
         metrics.BROKER_READY.set_function(lambda: float(self.publisher.ready()))
+        metrics.IN_FLIGHT.set_function(lambda: float(self._in_flight))
 
     async def stop(self) -> None:
         await self.publisher.stop()
@@ -108,8 +117,7 @@ class IngestService:
                 429, "overloaded", "too many webhook requests in flight", retry_after=1
             ).response()
         else:
-            self._in_flight += 1
-            metrics.IN_FLIGHT.inc()
+            self._in_flight += 1  # the gauge reads it when scraped
             try:
                 response = await self._handle(source, request)
             except WebhookError as exc:
@@ -121,9 +129,8 @@ class IngestService:
                 ).response()
             finally:
                 self._in_flight -= 1
-                metrics.IN_FLIGHT.dec()
-        metrics.WEBHOOK_RESPONSES.labels(source.name, str(response.status_code)).inc()
-        metrics.REQUEST_SECONDS.labels(source.name).observe(time.perf_counter() - started)
+        self._answered(source.name, response.status_code).inc()
+        self._seconds(source.name).observe(time.perf_counter() - started)
         return response
 
     async def _handle(self, source: WebhookSource, request: Request) -> Response:
@@ -208,4 +215,4 @@ class IngestService:
             await self.publisher.publish(records)
         except BrokerUnavailable as exc:
             raise WebhookError(503, "broker_unavailable", str(exc), retry_after=self.retry_after) from None
-        metrics.EVENTS_PUBLISHED.labels(topic).inc(len(records))
+        self._published(topic).inc(len(records))

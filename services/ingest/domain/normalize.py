@@ -47,13 +47,43 @@ def normalize_generic(
 ) -> Batch:
     """A generic body (one event or an array of them) as a batch, or ``InvalidEvent``/``TooManyEvents``."""
     items = as_items(payload, max_events)
-    events = [
-        normalize_generic_event(
-            validate_item(GenericEvent, item, index, SOURCE, _generic_deal_id), received_at=received_at
-        )
-        for index, item in enumerate(items)
-    ]
+    events = []
+    for index, item in enumerate(items):
+        change = _as_change(item, received_at)
+        if (
+            change is None
+        ):  # not valid: the two steps say where and why (or, should they pass, give the change)
+            change = normalize_generic_event(
+                validate_item(GenericEvent, item, index, SOURCE, _generic_deal_id), received_at=received_at
+            )
+        events.append(change)
     return Batch(events=tuple(events))
+
+
+def _as_change(item: Any, received_at: datetime) -> DealChanged | None:
+    """The change of a valid generic event in one validation (the event's fields are the change's, with its
+    source, deal id and receipt time added), or None when it is not one, or not plainly one.
+
+    What ``normalize_generic_event(GenericEvent.model_validate(item))`` gives, for about a sixth less: the two
+    steps validate every field twice (once in the event, once more in the change)."""
+    deal = item.get("deal") if isinstance(item, dict) else None
+    if not isinstance(deal, dict):
+        return None
+    deal_id = deal.get("id")
+    if isinstance(deal_id, int) and not isinstance(deal_id, bool):
+        deal_id = str(deal_id)  # as ``DealFields`` reads a numeric id
+    elif not isinstance(deal_id, str):
+        return None
+    # A sender's keys named like the change's own fields are overwritten here (or, ``schema_version``, refused
+    # unless 1, which sends the event the long way), as the event itself ignores them.
+    fields = {**item, "source": SOURCE, "deal_id": deal_id, "received_at": received_at}
+    try:
+        change = DealChanged.model_validate(fields)
+    except ValidationError:
+        return None
+    if change.type == "deal.deleted" and change.deal.status is None:
+        return None  # the rare case the two steps complete
+    return change
 
 
 def as_items(payload: dict[str, Any] | list[Any], max_events: int) -> Sequence[Any]:

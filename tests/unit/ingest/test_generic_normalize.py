@@ -7,6 +7,8 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.ingest.domain.normalize import normalize_generic
 from services.ingest.domain.outcome import InvalidEvent, TooManyEvents
@@ -144,3 +146,85 @@ def test_a_batch_longer_than_the_bound_is_refused() -> None:
 def test_the_record_value_is_the_changes_json() -> None:
     [change] = normalize_generic(event(), received_at=NOW, max_events=10).events
     assert to_json(change) == change.model_dump_json().encode()
+
+
+# ------------------------------------------------------------------ one validation, the same result as two
+
+_FIELD_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False),
+    st.text(max_size=6),
+    st.sampled_from(["2026-11-02T09:15:00+09:00", "2026-11-02T09:15:00", "2026-12-20", "open", "deleted"]),
+    st.sampled_from(["deal.deleted", "activity.logged", "note", "left_company", "generic", ""]),
+    st.just("x" * 201),
+    st.dictionaries(st.sampled_from(["id", "kind", "status", "owner_id"]), st.text(max_size=3), max_size=2),
+)
+_EVENT_KEYS = st.sampled_from(
+    [
+        *CONTRACT_EXAMPLE,
+        "schema_version",
+        "source",
+        "deal_id",
+        "received_at",
+        "unknown",
+    ]
+)
+_DEAL_KEYS = st.sampled_from([*CONTRACT_EXAMPLE["deal"], "unknown"])
+
+
+def _normalized(payload: Any) -> tuple[str, Any]:
+    try:
+        return "ok", normalize_generic(payload, received_at=NOW, max_events=10).events
+    except InvalidEvent as exc:
+        return "invalid", (exc.reason, exc.detail, exc.deal_key)
+
+
+def _two_steps(payload: Any) -> tuple[str, Any]:
+    from schemas import GenericEvent
+    from services.ingest.domain.normalize import _generic_deal_id, normalize_generic_event, validate_item
+
+    try:
+        event = validate_item(GenericEvent, payload, 0, "generic", _generic_deal_id)
+    except InvalidEvent as exc:
+        return "invalid", (exc.reason, exc.detail, exc.deal_key)
+    return "ok", (normalize_generic_event(event, received_at=NOW),)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    top=st.dictionaries(_EVENT_KEYS, _FIELD_VALUES, max_size=4),
+    deal=st.dictionaries(_DEAL_KEYS, _FIELD_VALUES, max_size=4),
+    drop=st.sets(st.sampled_from([*CONTRACT_EXAMPLE, "deal.id", "deal.status"]), max_size=2),
+)
+def test_one_validation_gives_what_the_event_and_the_change_validated_in_turn_give(
+    top: dict[str, Any], deal: dict[str, Any], drop: set[str]
+) -> None:
+    """A valid event is validated once as the change (its fields are the change's; a sender's keys named like
+    the change's own fields are ignored, as the event ignores them); anything else goes through the event's
+    own validation, which says why. Either way the result is what the two validations in turn give."""
+    payload = event(**top)
+    if isinstance(payload.get("deal"), dict):
+        payload["deal"] = {**payload["deal"], **deal}
+        for name in ("id", "status"):
+            if f"deal.{name}" in drop:
+                payload["deal"].pop(name, None)
+    for name in drop:
+        payload.pop(name, None)
+    assert _normalized(payload) == _two_steps(payload)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"source": "hubspot", "deal_id": "other", "received_at": "2020-01-01T00:00:00Z", "schema_version": 7},
+        {"deal": {**CONTRACT_EXAMPLE["deal"], "id": 1001}},
+        {"deal": {**CONTRACT_EXAMPLE["deal"], "id": True}},
+        {"type": "deal.deleted", "deal": {"id": "D-1"}},
+        {"occurred_at": "2026-11-02T09:15:00"},
+    ],
+    ids=["change-only-keys", "numeric-id", "boolean-id", "deleted-without-status", "naive-time"],
+)
+def test_the_cases_one_validation_must_not_read_differently(changes: dict[str, Any]) -> None:
+    assert _normalized(event(**changes)) == _two_steps(event(**changes))
