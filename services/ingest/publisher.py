@@ -10,8 +10,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -21,8 +20,9 @@ from services.common.broker import MeasuredProducer, ensure_topics, key_partitio
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class OutgoingRecord:
+class OutgoingRecord(NamedTuple):
+    """One record to publish (a tuple: made for every event of every webhook, at half a frozen dataclass's cost)."""
+
     topic: str
     key: bytes
     value: bytes
