@@ -53,7 +53,7 @@ QUICK = {
     "quiet_checks": 200,
     "memory_deals": 30_000,
     "replay_events": 100_000,
-    "profile_events": 20_000,
+    "profile_events": 10_000,
 }
 FULL = {
     **QUICK,
