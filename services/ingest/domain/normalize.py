@@ -50,9 +50,8 @@ def normalize_generic(
     events = []
     for index, item in enumerate(items):
         change = _as_change(item, received_at)
-        if (
-            change is None
-        ):  # not valid: the two steps say where and why (or, should they pass, give the change)
+        if change is None:
+            # not plainly valid: the two steps say where and why (or, should they pass, give the change)
             change = normalize_generic_event(
                 validate_item(GenericEvent, item, index, SOURCE, _generic_deal_id), received_at=received_at
             )
