@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
@@ -19,8 +19,13 @@ Text = Annotated[str, Field(max_length=20_000)]
 
 
 def _aware(value: datetime) -> datetime:
-    if value.tzinfo is None or value.utcoffset() is None:
+    offset = value.utcoffset()
+    if offset is None:
         raise ValueError("timestamp needs a time zone (Z or +09:00)")
+    if offset.seconds % 60 or offset.microseconds:
+        # An offset of seconds (a parser's historic local mean time, say) cannot be written as ``+HH:MM``:
+        # JSON writers cut or round it and move the moment. The same moment in UTC can be.
+        return value.astimezone(UTC)
     return value
 
 

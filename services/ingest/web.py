@@ -17,7 +17,9 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
+import orjson
 from fastapi import APIRouter
+from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -35,9 +37,24 @@ from services.ingest.sources import WebhookSource, authenticate, build_sources
 
 log = logging.getLogger(__name__)
 
-to_json: Callable[[DealChanged], bytes] = DealChanged.__pydantic_serializer__.to_json
-"""A change as the record value: what ``model_dump_json`` writes, as bytes at once (``model_dump_json``
-decodes the serializer's bytes to a string, which the record would encode back)."""
+_pydantic_json: Callable[[DealChanged], bytes] = DealChanged.__pydantic_serializer__.to_json
+
+
+def _fields(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.__dict__
+    raise TypeError(f"{type(value).__name__} is not a model")
+
+
+def to_json(change: DealChanged) -> bytes:
+    """A change as the record value, byte for byte what pydantic's serializer (``model_dump_json``) writes, at
+    about half its cost: orjson over each model's fields in their order, UTC written as ``Z`` as pydantic writes
+    it. A property test holds the two equal; anything orjson refuses goes to pydantic's serializer."""
+    try:
+        return orjson.dumps(change, default=_fields, option=orjson.OPT_UTC_Z)
+    except orjson.JSONEncodeError:
+        return _pydantic_json(change)
+
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {
