@@ -38,8 +38,14 @@ from services.ingest.bulk.layouts import LAYOUTS, ColumnMap, Layout, column_map,
 from services.ingest.bulk.snapshots import ExportOptions, ExportRow, RowRefused, export_row_events
 from services.ingest.domain.jsonbody import parse_json
 from services.ingest.domain.normalize import SOURCE as GENERIC
-from services.ingest.domain.normalize import describe, normalize_generic_event, readable_id
+from services.ingest.domain.normalize import (
+    describe,
+    generic_change,
+    normalize_generic_event,
+    readable_id,
+)
 from services.ingest.domain.outcome import MalformedBody
+from services.ingest.domain.records import to_json
 
 _TOP = ("event_id", "occurred_at", "type")
 _DEAL = {
@@ -107,15 +113,17 @@ def event_from_item(
     item: Any, *, line: int, raw: bytes, source: str, received_at: datetime
 ) -> DealChanged | Rejected:
     """One generic event (already parsed) validated and normalized like the webhook, under ``source``."""
-    try:
-        event = GenericEvent.model_validate(item)
-    except ValidationError as exc:
-        deal = item.get("deal") if isinstance(item, dict) else None
-        deal_id = readable_id(deal.get("id")) if isinstance(deal, dict) else None
-        return Rejected(
-            "invalid_event", describe(exc), line, raw, deal_key(source, deal_id) if deal_id else None
-        )
-    changed = normalize_generic_event(event, received_at=received_at)
+    changed = generic_change(item, received_at)
+    if changed is None:  # not plainly valid: the event's own model says why (or, should it pass, the change)
+        try:
+            event = GenericEvent.model_validate(item)
+        except ValidationError as exc:
+            deal = item.get("deal") if isinstance(item, dict) else None
+            deal_id = readable_id(deal.get("id")) if isinstance(deal, dict) else None
+            return Rejected(
+                "invalid_event", describe(exc), line, raw, deal_key(source, deal_id) if deal_id else None
+            )
+        changed = normalize_generic_event(event, received_at=received_at)
     return changed if source == GENERIC else changed.model_copy(update={"source": source})
 
 
@@ -298,7 +306,7 @@ def parse_export_row(cells: list[str], *, line: int, rules: Rules) -> Expanded |
     except RowRefused as exc:
         key = deal_key(rules.source, exc.deal_id) if exc.deal_id else None
         return Rejected(exc.reason, exc.detail, line, raw, key)
-    return Expanded(tuple((e.key.encode(), e.model_dump_json().encode()) for e in row.events), row.notes)
+    return Expanded(tuple((e.key.encode(), to_json(e)) for e in row.events), row.notes)
 
 
 def parse_record(record: Record, rules: Rules) -> Row | Skipped:
@@ -330,9 +338,7 @@ def normalize_records(records: list[Record], rules: Rules) -> list[Outcome]:
         return out
     for record in records:
         row = parse_record(record, rules)
-        out.append(
-            row if isinstance(row, Rejected | Skipped) else (row.key.encode(), row.model_dump_json().encode())
-        )
+        out.append(row if isinstance(row, Rejected | Skipped) else (row.key.encode(), to_json(row)))
     return out
 
 

@@ -49,7 +49,7 @@ def normalize_generic(
     items = as_items(payload, max_events)
     events = []
     for index, item in enumerate(items):
-        change = _as_change(item, received_at)
+        change = generic_change(item, received_at)
         if change is None:
             # not plainly valid: the two steps say where and why (or, should they pass, give the change)
             change = normalize_generic_event(
@@ -59,7 +59,7 @@ def normalize_generic(
     return Batch(events=tuple(events))
 
 
-def _as_change(item: Any, received_at: datetime) -> DealChanged | None:
+def generic_change(item: Any, received_at: datetime) -> DealChanged | None:
     """The change of a valid generic event in one validation (the event's fields are the change's, with its
     source, deal id and receipt time added), or None when it is not one, or not plainly one.
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from services.ingest.domain.normalize import normalize_generic
 from services.ingest.domain.outcome import InvalidEvent, TooManyEvents
-from services.ingest.web import to_json
+from services.ingest.domain.records import to_json
 
 NOW = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)
 CONTRACT_EXAMPLE: dict[str, Any] = {

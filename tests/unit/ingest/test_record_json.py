@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas import DealChanged
-from services.ingest.web import _pydantic_json, to_json
+from services.ingest.domain.records import pydantic_json, to_json
 
 texts = st.one_of(
     st.none(), st.text(max_size=30), st.sampled_from(["先方、競合A社", "a\u2028b", '\x00\x1f"\\/', "😀"])
@@ -69,7 +69,7 @@ def changes(draw: Any) -> DealChanged:
 @settings(max_examples=600, deadline=None)
 @given(changes())
 def test_the_record_value_is_byte_for_byte_what_pydantic_writes(change: DealChanged) -> None:
-    assert to_json(change) == _pydantic_json(change)
+    assert to_json(change) == pydantic_json(change)
 
 
 def test_a_time_zone_offset_of_seconds_keeps_the_moment_in_the_record() -> None:
