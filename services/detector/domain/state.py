@@ -194,7 +194,8 @@ _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _ZSTD = b"Z"
 """First byte of a state compressed with zstd (the dictionary below as raw content, level 3, the frame's 4-byte
 magic number left out: every such frame has it). 7.6 µs a state against 17.5 for deflate at level 1 (whose
-Huffman trees are built for every state however short), for 362 bytes against 348. A plain JSON state (written
+Huffman trees are built for every state however short), for 362 bytes against 348 (on 2026-12-01, with the
+dictionary digested once: 8.4 µs against 11.8 when it was loaded for every state). A plain JSON state (written
 before compression) starts with ``[``."""
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _ZSTD_LEVEL = 3
@@ -229,10 +230,16 @@ def _zstd() -> zstandard.ZstdCompressor:
     try:
         packer: zstandard.ZstdCompressor = _codecs.packer
     except AttributeError:
-        params = zstandard.ZstdCompressionParameters.from_level(
-            _ZSTD_LEVEL, write_checksum=0, write_content_size=1, write_dict_id=0
+        # A level, not explicit parameters: the compressor then digests the dictionary once (a CDict) and
+        # references it for every state; with parameters it loads the dictionary again for each one, which cost
+        # 11.8 µs a state against 8.4 (frames that decode alike, a byte smaller on average).
+        packer = _codecs.packer = zstandard.ZstdCompressor(
+            level=_ZSTD_LEVEL,
+            dict_data=_zstd_dict(),
+            write_checksum=False,
+            write_content_size=True,
+            write_dict_id=False,
         )
-        packer = _codecs.packer = zstandard.ZstdCompressor(dict_data=_zstd_dict(), compression_params=params)
     return packer
 
 

@@ -3,6 +3,7 @@ import zlib
 from datetime import timedelta
 
 import pytest
+import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -296,6 +297,23 @@ def test_a_state_deflated_as_states_were_written_before_zstd_still_reads(detecto
     raw = b"z" + before.compress(DealState.plain(state.encode())) + before.flush()
     assert DealState.decode(raw) == state
     assert state.encode()[:1] == b"Z" and len(state.encode()) < len(DealState.plain(state.encode()))
+
+
+def test_a_state_compressed_with_the_dictionary_loaded_per_state_still_reads(detector):
+    """Until 2026-12-01 the compressor took explicit parameters and loaded the dictionary for every state; its
+    frames differ in bytes from today's (which reference the digested dictionary) and must decode all the same."""
+    state, _ = run(
+        detector,
+        [created(at=days_ago(20), name="北辰精工"), activity(at=days_ago(3), text="予算が凍結")],
+        settle=False,
+    )
+    params = zstandard.ZstdCompressionParameters.from_level(
+        3, write_checksum=0, write_content_size=1, write_dict_id=0
+    )
+    before = zstandard.ZstdCompressor(dict_data=state_module._zstd_dict(), compression_params=params)
+    frame = before.compress(DealState.plain(state.encode()))
+    assert frame[:4] == state_module._ZSTD_MAGIC
+    assert DealState.decode(b"Z" + frame[4:]) == state
 
 
 def test_a_damaged_stored_state_is_refused_with_a_clear_error(detector):
