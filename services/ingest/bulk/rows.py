@@ -33,17 +33,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from schemas import DealChanged, GenericEvent, deal_key
+from schemas import DealChanged, deal_key
 from services.ingest.bulk.layouts import LAYOUTS, ColumnMap, Layout, column_map, detect_layout
 from services.ingest.bulk.snapshots import ExportOptions, ExportRow, RowRefused, export_row_events
 from services.ingest.domain.jsonbody import parse_json
 from services.ingest.domain.normalize import SOURCE as GENERIC
-from services.ingest.domain.normalize import (
-    describe,
-    generic_change,
-    normalize_generic_event,
-    readable_id,
-)
+from services.ingest.domain.normalize import change_of_generic, describe, generic_deal_id
 from services.ingest.domain.outcome import MalformedBody
 from services.ingest.domain.records import to_json
 
@@ -113,17 +108,13 @@ def event_from_item(
     item: Any, *, line: int, raw: bytes, source: str, received_at: datetime
 ) -> DealChanged | Rejected:
     """One generic event (already parsed) validated and normalized like the webhook, under ``source``."""
-    changed = generic_change(item, received_at)
-    if changed is None:  # not plainly valid: the event's own model says why (or, should it pass, the change)
-        try:
-            event = GenericEvent.model_validate(item)
-        except ValidationError as exc:
-            deal = item.get("deal") if isinstance(item, dict) else None
-            deal_id = readable_id(deal.get("id")) if isinstance(deal, dict) else None
-            return Rejected(
-                "invalid_event", describe(exc), line, raw, deal_key(source, deal_id) if deal_id else None
-            )
-        changed = normalize_generic_event(event, received_at=received_at)
+    try:
+        changed = change_of_generic(item, received_at)
+    except ValidationError as exc:
+        deal_id = generic_deal_id(item)
+        return Rejected(
+            "invalid_event", describe(exc), line, raw, deal_key(source, deal_id) if deal_id else None
+        )
     return changed if source == GENERIC else changed.model_copy(update={"source": source})
 
 

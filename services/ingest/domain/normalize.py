@@ -49,14 +49,21 @@ def normalize_generic(
     items = as_items(payload, max_events)
     events = []
     for index, item in enumerate(items):
-        change = generic_change(item, received_at)
-        if change is None:
-            # not plainly valid: the two steps say where and why (or, should they pass, give the change)
-            change = normalize_generic_event(
-                validate_item(GenericEvent, item, index, SOURCE, _generic_deal_id), received_at=received_at
-            )
-        events.append(change)
+        try:
+            events.append(change_of_generic(item, received_at))
+        except ValidationError as exc:
+            raise invalid_item(exc, item, index, SOURCE, generic_deal_id) from None
     return Batch(events=tuple(events))
+
+
+def change_of_generic(item: Any, received_at: datetime) -> DealChanged:
+    """One generic event as its change, for the webhook and the importer alike: in one validation when it is
+    plainly valid (``generic_change``), else through the event's own model, whose ``ValidationError`` says where
+    and why (or which, should it pass, gives the change)."""
+    change = generic_change(item, received_at)
+    if change is None:
+        change = normalize_generic_event(GenericEvent.model_validate(item), received_at=received_at)
+    return change
 
 
 def generic_change(item: Any, received_at: datetime) -> DealChanged | None:
@@ -102,13 +109,20 @@ def validate_item(
     try:
         return model.model_validate(item)
     except ValidationError as exc:
-        deal_id = read_deal_id(item)
-        raise InvalidEvent(
-            "invalid_event",
-            describe(exc, index),
-            index=index,
-            deal_key=deal_key(source, deal_id) if deal_id else None,
-        ) from None
+        raise invalid_item(exc, item, index, source, read_deal_id) from None
+
+
+def invalid_item(
+    exc: ValidationError, item: Any, index: int, source: str, read_deal_id: Callable[[Any], str | None]
+) -> InvalidEvent:
+    """The refusal of one item of a batch that failed validation: where and why, and its deal if it names one."""
+    deal_id = read_deal_id(item)
+    return InvalidEvent(
+        "invalid_event",
+        describe(exc, index),
+        index=index,
+        deal_key=deal_key(source, deal_id) if deal_id else None,
+    )
 
 
 def describe(exc: ValidationError, index: int | None = None) -> str:
@@ -133,6 +147,7 @@ def readable_id(value: Any) -> str | None:
     return None
 
 
-def _generic_deal_id(item: Any) -> str | None:
+def generic_deal_id(item: Any) -> str | None:
+    """The deal id a generic event names, if it can be read as a key."""
     deal = item.get("deal") if isinstance(item, dict) else None
     return readable_id(deal.get("id")) if isinstance(deal, dict) else None

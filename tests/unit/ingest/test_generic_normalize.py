@@ -183,10 +183,10 @@ def _normalized(payload: Any) -> tuple[str, Any]:
 
 def _two_steps(payload: Any) -> tuple[str, Any]:
     from schemas import GenericEvent
-    from services.ingest.domain.normalize import _generic_deal_id, normalize_generic_event, validate_item
+    from services.ingest.domain.normalize import generic_deal_id, normalize_generic_event, validate_item
 
     try:
-        event = validate_item(GenericEvent, payload, 0, "generic", _generic_deal_id)
+        event = validate_item(GenericEvent, payload, 0, "generic", generic_deal_id)
     except InvalidEvent as exc:
         return "invalid", (exc.reason, exc.detail, exc.deal_key)
     return "ok", (normalize_generic_event(event, received_at=NOW),)
