@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any, Protocol
 
 from fastapi import APIRouter, FastAPI, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
 from dealwatch.limits import BodyLimitMiddleware
@@ -110,7 +110,7 @@ def create_web_app(settings: Settings, parts: Sequence[WebPart]) -> FastAPI:
             {"status": "ready" if ok else "not ready", "parts": states}, status_code=200 if ok else 503
         )
 
-    @app.get("/metrics", tags=["operations"])
+    @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
     def metrics() -> Response:
         """Prometheus metrics of this process, or of every process of ``dealwatch up``."""
         body = generate_latest(metrics_registry())

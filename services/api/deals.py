@@ -15,7 +15,7 @@ from schemas import deal_key
 from schemas.commands import DealSnoozed
 from schemas.deals import DealView
 from services.api.auth import Principal
-from services.common.repositories import InterruptionFilter
+from services.common.repositories import InterruptionFilter, storable
 
 DealPath = Annotated[str, Path(max_length=200, description="The CRM's own id of the deal")]
 SourceQuery = Annotated[str, Query(max_length=32, pattern=r"^[a-z][a-z0-9_-]*$")]
@@ -41,6 +41,8 @@ def build_deals_router(ctx: Any, read: Any, write: Any) -> APIRouter:
     router = APIRouter(prefix="/deals", tags=["deals"])
 
     def send(principal: Principal, source: str, deal_id: str, until: Any, reason: str) -> SnoozeAccepted:
+        if not storable(source, deal_id):
+            raise HTTPException(404, "no such deal")  # no deal's id holds a NUL character
         if principal.rep is not None:
             # A rep-scoped token acts only on deals it owns (as far as dealwatch has seen them).
             page = ctx.store.list_interruptions(

@@ -14,6 +14,27 @@ from schemas.tasks import TaskStatus
 Reason = Annotated[str, Field(min_length=1, max_length=2000)]
 
 
+class ErrorAnswer(BaseModel):
+    """A refusal, in words (400, 404, 409, 503)."""
+
+    detail: str
+
+
+class ValidationIssue(BaseModel):
+    """One field that failed validation, as FastAPI reports it."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class InvalidRequestAnswer(BaseModel):
+    """A request refused as invalid (422): FastAPI's list of the fields that failed and why, or, for a rule
+    between fields or against the present (a snooze's ``until`` in the past), a sentence."""
+
+    detail: str | list[ValidationIssue]
+
+
 class InterruptionItem(BaseModel):
     model_config = ConfigDict(title="Interruption")
 

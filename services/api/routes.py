@@ -4,12 +4,14 @@ No ``from __future__ import annotations`` here: FastAPI must resolve the annotat
 and their dependencies are local to :func:`build_router`.
 """
 
+import re
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal, Protocol
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BeforeValidator
 
 from schemas import RecoveryTask, RecoveryTaskUpdated, Topics
 from schemas.interruptions import Cause, Kind
@@ -20,8 +22,10 @@ from services.api.domain.stats import group_counts
 from services.api.domain.tasks import IllegalMove, InvalidChange, TaskChange, Tick, apply_change
 from services.api.metrics import MeasuredRoute
 from services.api.models import (
+    ErrorAnswer,
     InterruptionItem,
     InterruptionPage,
+    InvalidRequestAnswer,
     LagItem,
     OperationsAnswer,
     OverdueTaskItem,
@@ -39,6 +43,7 @@ from services.common.repositories import (
     StoredInterruption,
     TaskFilter,
     as_utc,
+    storable,
 )
 from services.common.stats_repository import DIMENSIONS, SqlAlchemyStatsStore
 
@@ -48,16 +53,48 @@ STORAGE_FIELDS = {"status", "resumed_at", "resumed_reason"}
 GROUPS = (*DIMENSIONS, "period")
 Source = Annotated[str | None, Query(max_length=32)]
 DealId = Annotated[str | None, Query(max_length=200, description="The CRM's own id of the deal")]
-Cursor = Annotated[str | None, Query(max_length=512, description="``next_cursor`` of the previous page")]
+Cursor = Annotated[
+    str | None,
+    Query(
+        max_length=512,
+        pattern="^[A-Za-z0-9_-]*$",
+        description="``next_cursor`` of the previous page (empty: the first page); another is refused with 400",
+    ),
+]
 Limit = Annotated[int, Query(ge=1, le=500)]
 ItemId = Annotated[str, Path(max_length=200)]
+GROUP_BY_PATTERN = "^(?:{0}(?:,{0})*)?$".format("(?:" + "|".join(map(re.escape, GROUPS)) + ")")
+"""``group_by``: names of ``GROUPS`` separated by commas (a name given twice counts once), or nothing."""
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"description": "No such item (or not visible to this token)"}
+    404: {"description": "No such item (or not visible to this token)", "model": ErrorAnswer}
 }
-AUTH: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Missing or invalid bearer token"},
-    403: {"description": "Token lacks the scope"},
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {
+        "description": "A cursor this API did not give, a body that is not JSON (or not UTF-8), or a value the "
+        "database refuses",
+        "model": ErrorAnswer,
+    },
+    401: {"description": "Missing or invalid bearer token", "model": ErrorAnswer},
+    403: {"description": "Token lacks the scope", "model": ErrorAnswer},
+    422: {
+        "description": "Invalid parameters or body: the fields that failed, or a sentence for a rule between "
+        "fields or against the present",
+        "model": InvalidRequestAnswer,
+    },
+    503: {
+        "description": "The database is unavailable, or the service is starting; see Retry-After",
+        "model": ErrorAnswer,
+    },
 }
+"""What every ``/api`` operation may answer besides its success (FastAPI's own 422 says only the field list)."""
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _date_text(value: Any) -> Any:
+    """A date given as the document says (``YYYY-MM-DD``); not epoch seconds, which pydantic would also read."""
+    if isinstance(value, str) and not _ISO_DATE.fullmatch(value):
+        raise ValueError("a date as YYYY-MM-DD")
+    return value
 
 
 class ApiContext(Protocol):
@@ -101,10 +138,15 @@ def _item(stored: StoredInterruption) -> InterruptionItem:
 
 
 def _utc(at: datetime) -> datetime:
+    """``at`` in UTC; a time within a day of the calendar's ends, whose UTC lies beyond it, as that end."""
     try:
         return as_utc(at)
     except OverflowError:
-        raise HTTPException(422, "time out of range") from None
+        return (
+            datetime.min.replace(tzinfo=UTC)
+            if at.year == datetime.min.year
+            else datetime.max.replace(tzinfo=UTC)
+        )
 
 
 def _bad_cursor() -> HTTPException:
@@ -112,7 +154,7 @@ def _bad_cursor() -> HTTPException:
 
 
 def build_router(ctx: ApiContext) -> APIRouter:
-    router = APIRouter(prefix="/api", route_class=MeasuredRoute, responses=AUTH)
+    router = APIRouter(prefix="/api", route_class=MeasuredRoute, responses=ERRORS)
     read = Depends(authorizer(ctx.tokens, "read"))
     write = Depends(authorizer(ctx.tokens, "write"))
 
@@ -130,6 +172,8 @@ def build_router(ctx: ApiContext) -> APIRouter:
         cursor: Cursor = None,
         limit: Limit = 100,
     ) -> InterruptionPage:
+        if not storable(source, deal_id):
+            return InterruptionPage(items=[], next_cursor=None)
         where = InterruptionFilter(
             since=_utc(since) if since else None,
             source=source,
@@ -140,7 +184,7 @@ def build_router(ctx: ApiContext) -> APIRouter:
             owner=principal.rep,
         )
         try:
-            page = ctx.store.list_interruptions(where, cursor, limit)
+            page = ctx.store.list_interruptions(where, cursor or None, limit)
         except InvalidCursor:
             raise _bad_cursor() from None
         return InterruptionPage(items=[_item(s) for s in page.items], next_cursor=page.next_cursor)
@@ -152,7 +196,11 @@ def build_router(ctx: ApiContext) -> APIRouter:
         responses=NOT_FOUND,
     )
     def get_interruption(interruption_id: ItemId, principal: Principal = read) -> InterruptionItem:
-        stored = ctx.store.get_interruption(interruption_id, owner=principal.rep)
+        stored = (
+            ctx.store.get_interruption(interruption_id, owner=principal.rep)
+            if storable(interruption_id)
+            else None
+        )
         if stored is None:
             raise HTTPException(404, "no such interruption")
         return _item(stored)
@@ -171,6 +219,8 @@ def build_router(ctx: ApiContext) -> APIRouter:
     ) -> TaskPage:
         if principal.rep is not None and assignee not in (None, principal.rep):
             return TaskPage(items=[], next_cursor=None)
+        if not storable(source, deal_id, assignee, interruption_id):
+            return TaskPage(items=[], next_cursor=None)
         where = TaskFilter(
             source=source,
             deal_id=deal_id,
@@ -180,14 +230,14 @@ def build_router(ctx: ApiContext) -> APIRouter:
             interruption_id=interruption_id,
         )
         try:
-            page = ctx.store.list_tasks(where, cursor, limit)
+            page = ctx.store.list_tasks(where, cursor or None, limit)
         except InvalidCursor:
             raise _bad_cursor() from None
         return TaskPage(items=page.items, next_cursor=page.next_cursor)
 
     @router.get("/tasks/{task_id}", response_model=RecoveryTask, tags=["tasks"], responses=NOT_FOUND)
     def get_task(task_id: ItemId, principal: Principal = read) -> RecoveryTask:
-        task = ctx.store.get_task(task_id, assignee=principal.rep)
+        task = ctx.store.get_task(task_id, assignee=principal.rep) if storable(task_id) else None
         if task is None:
             raise HTTPException(404, "no such task")
         return task
@@ -198,7 +248,7 @@ def build_router(ctx: ApiContext) -> APIRouter:
         tags=["tasks"],
         responses={
             **NOT_FOUND,
-            409: {"description": "Illegal status move, or the task changed meanwhile"},
+            409: {"description": "Illegal status move, or the task changed meanwhile", "model": ErrorAnswer},
         },
     )
     def patch_task(task_id: ItemId, patch: TaskPatch, principal: Principal = write) -> RecoveryTask:
@@ -208,20 +258,26 @@ def build_router(ctx: ApiContext) -> APIRouter:
     def get_stats(
         principal: Principal = read,
         group_by: Annotated[
-            str, Query(max_length=200, description=f"Comma-separated: {', '.join(GROUPS)}")
+            str,
+            Query(
+                max_length=200,
+                pattern=GROUP_BY_PATTERN,
+                description=f"Comma-separated, without spaces: {', '.join(GROUPS)}",
+            ),
         ] = "",
         period: Literal["day", "week", "month"] = "month",
         since: Annotated[
-            date | None, Query(description="Only periods from the one holding this date")
+            date | None,
+            Query(description="Only periods from the one holding this date (YYYY-MM-DD)"),
+            BeforeValidator(_date_text),
         ] = None,
         until: Annotated[
-            date | None, Query(description="Only periods up to the one holding this date")
+            date | None,
+            Query(description="Only periods up to the one holding this date (YYYY-MM-DD)"),
+            BeforeValidator(_date_text),
         ] = None,
     ) -> StatsAnswer:
-        groups = [g.strip() for g in group_by.split(",") if g.strip()]
-        unknown = sorted({g for g in groups if g not in GROUPS})
-        if unknown or len(set(groups)) != len(groups):
-            raise HTTPException(422, f"group_by takes distinct values among {', '.join(GROUPS)}")
+        groups = list(dict.fromkeys(group_by.split(","))) if group_by else []
         first = bucket_of(since, period) if since else None
         last = bucket_of(until, period) if until else None
         rows = ctx.stats.counts(period, groups, owner=principal.rep, since=first, until=last)
@@ -292,7 +348,7 @@ def change_task(ctx: ApiContext, task_id: str, patch: TaskPatch, principal: Prin
         ticks=tuple(Tick(t.done, t.index, t.item) for t in patch.checklist),
     )
     for _ in range(MAX_ATTEMPTS):
-        current = ctx.store.get_task(task_id, assignee=principal.rep)
+        current = ctx.store.get_task(task_id, assignee=principal.rep) if storable(task_id) else None
         if current is None:
             raise HTTPException(404, "no such task")
         if patch.version is not None and patch.version != current.version:

@@ -133,6 +133,13 @@ def as_utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def storable(*texts: str | None) -> bool:
+    """Whether every text could be stored: PostgreSQL's text holds no NUL character (SQLite's does, but what the
+    pipeline stores comes through PostgreSQL-safe paths either way), so a filter or an id with one matches
+    nothing."""
+    return not any(t is not None and "\x00" in t for t in texts)
+
+
 def encode_cursor(position: datetime, row_id: str) -> str:
     raw = json.dumps([as_utc(position).isoformat(), row_id], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")

@@ -196,6 +196,10 @@ class TestReading:
             ("/api/tasks", {"limit": 0}, 422),
             ("/api/tasks", {"limit": 100000}, 422),
             ("/api/stats", {"group_by": "kind,planet"}, 422),
+            ("/api/stats", {"group_by": "kind, cause"}, 422),
+            ("/api/stats", {"since": "1793926800"}, 422),
+            ("/api/stats", {"until": "2026-02-30"}, 422),
+            ("/api/tasks", {"cursor": "a b"}, 422),
             ("/api/stats", {"period": "year"}, 422),
             ("/api/tasks", {"deal_id": "x" * 300}, 422),
             ("/api/interruptions/nope", {}, 404),
@@ -208,9 +212,33 @@ class TestReading:
         response = await client.get(path, params=params, headers=auth())
         assert response.status_code == status, response.text
 
-    async def test_a_nul_character_in_a_filter_is_not_a_server_error(self, client: httpx.AsyncClient) -> None:
-        response = await client.get("/api/tasks", params={"deal_id": "D\x001"}, headers=auth())
-        assert response.status_code in (200, 400)
+    async def test_an_empty_cursor_is_the_first_page(self, client: httpx.AsyncClient) -> None:
+        first = await get(client, "/api/tasks", cursor="", limit=2)
+        assert first == await get(client, "/api/tasks", limit=2)
+
+    async def test_a_group_named_twice_counts_once(self, client: httpx.AsyncClient) -> None:
+        assert (await get(client, "/api/stats", group_by="kind,kind"))["group_by"] == ["kind"]
+        assert (await get(client, "/api/stats", since="2026-11-01", until="2026-11-30"))["since"] == "2026-11"
+
+    @pytest.mark.parametrize("since", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"])
+    async def test_a_time_at_the_calendar_s_end_is_a_bound_not_an_error(
+        self, client: httpx.AsyncClient, since: str
+    ) -> None:
+        items = (await get(client, "/api/interruptions", since=since))["items"]
+        assert len(items) == (6 if since.startswith("0001") else 0)
+
+    async def test_a_nul_character_in_a_filter_or_an_id_matches_nothing(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        for path, params in [
+            ("/api/tasks", {"deal_id": "D\x001"}),
+            ("/api/tasks", {"assignee": "u\x00"}),
+            ("/api/interruptions", {"deal_id": "D\x001"}),
+        ]:
+            response = await client.get(path, params=params, headers=auth())
+            assert response.status_code == 200 and response.json()["items"] == [], response.text
+        for path in ("/api/tasks/t%00", "/api/interruptions/i%00"):
+            assert (await client.get(path, headers=auth())).status_code == 404
 
     async def test_the_openapi_document_describes_the_routes_and_the_bearer_scheme(
         self, client: httpx.AsyncClient
@@ -229,6 +257,22 @@ class TestReading:
             "schema"
         ]
         assert listed["$ref"].endswith("TaskPage")
+
+    async def test_the_openapi_document_describes_every_refusal_of_the_api(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        doc = (await client.get("/openapi.json")).json()
+        schemas = doc["components"]["schemas"]
+        operations = [
+            op for path, ops in doc["paths"].items() if path.startswith("/api/") for op in ops.values()
+        ]
+        assert len(operations) >= 10
+        for op in operations:
+            assert {"400", "401", "403", "422", "503"} <= set(op["responses"]), op["operationId"]
+            refused = op["responses"]["422"]["content"]["application/json"]["schema"]["$ref"]
+            assert refused.endswith("/InvalidRequestAnswer")
+        detail = schemas["InvalidRequestAnswer"]["properties"]["detail"]["anyOf"]
+        assert {d.get("type") for d in detail} == {"string", "array"}
 
 
 class TestChanging:

@@ -95,6 +95,13 @@ def test_metrics_are_served_as_prometheus_text() -> None:
     assert "python_info" in answer.text
 
 
+def test_metrics_are_documented_as_text() -> None:
+    with client_for(StandInService("ingest", [])) as client:
+        documented = client.get("/openapi.json").json()["paths"]["/metrics"]["get"]["responses"]["200"]
+
+    assert set(documented["content"]) == {"text/plain"}
+
+
 def test_a_body_over_the_configured_limit_is_refused_with_413() -> None:
     with client_for(StandInService("ingest", []), max_body_bytes=64) as client:
         small = client.post("/ingest", json={"a": "x"})
