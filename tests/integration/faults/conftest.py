@@ -44,14 +44,30 @@ class Sizes:
     """How long the broker stays frozen."""
     outage_rate: float
     """Webhooks a second sent during the outage test."""
+    db_events: int
+    """Events of the database outage test."""
+    db_outage_seconds: float
+    """How long the database stays down."""
 
 
 SIZES = {
     "ci": Sizes(
-        redelivered_events=1_000, crash_events=4_000, crash_kills=2, outage_seconds=6.0, outage_rate=50.0
+        redelivered_events=1_000,
+        crash_events=4_000,
+        crash_kills=2,
+        outage_seconds=6.0,
+        outage_rate=50.0,
+        db_events=4_000,
+        db_outage_seconds=6.0,
     ),
     "full": Sizes(
-        redelivered_events=5_000, crash_events=20_000, crash_kills=5, outage_seconds=30.0, outage_rate=100.0
+        redelivered_events=5_000,
+        crash_events=20_000,
+        crash_kills=5,
+        outage_seconds=30.0,
+        outage_rate=100.0,
+        db_events=20_000,
+        db_outage_seconds=20.0,
     ),
 }
 

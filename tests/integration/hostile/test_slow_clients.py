@@ -1,0 +1,190 @@
+"""T14: slow clients against the real server (``dealwatch worker ingest`` on a socket, not in process).
+
+Two hundred connections send a request head a few bytes at a time and never finish it, while legitimate signed
+webhooks are sent beside them: every legitimate one must be accepted, and the slow ones must cost the server
+nothing but their sockets. A body streamed past ``max_body_bytes`` with no declared length is refused with 413
+before the whole body is sent (how far the server read is the in-process tests' measure: here the kernel's
+buffers stand between).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from services.common.broker import free_port
+from tests.conftest import eventually_sync
+from tests.helpers import TEST_GENERIC_SECRET, standard_webhooks_headers
+
+pytestmark = pytest.mark.integration
+
+SLOW_CONNECTIONS = 200
+LEGIT_REQUESTS = 200
+MAX_BODY = 64 * 1024
+
+
+@pytest.fixture
+def ingest_url(broker_bootstrap: str, tmp_path: Path) -> Iterator[str]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DEALWATCH_", "PROMETHEUS_"))}
+    env.update(
+        {
+            "DEALWATCH_KAFKA_BOOTSTRAP": broker_bootstrap,
+            "DEALWATCH_TOPIC_PREFIX": f"t{uuid.uuid4().hex[:10]}.",
+            "DEALWATCH_HTTP_PORT": str(port),
+            "DEALWATCH_GENERIC_SECRET": TEST_GENERIC_SECRET,
+            "DEALWATCH_MAX_BODY_BYTES": str(MAX_BODY),
+        }
+    )
+    log = (tmp_path / "ingest.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dealwatch", "worker", "ingest"],
+        env=env,
+        cwd=tmp_path,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        if process.poll() is not None:
+            raise AssertionError((tmp_path / "ingest.log").read_text(errors="replace"))
+        try:
+            return httpx.get(url + "/readyz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        eventually_sync(ready, timeout=60, interval=0.2, what="the ingest worker to be ready")
+        yield url
+        assert process.poll() is None, (tmp_path / "ingest.log").read_text(errors="replace")
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def event(n: int) -> bytes:
+    return json.dumps(
+        {
+            "event_id": f"slow-clients-{uuid.uuid4().hex}",
+            "occurred_at": "2026-11-02T09:15:00+09:00",
+            "type": "deal.updated",
+            "deal": {
+                "id": f"D-{n}",
+                "name": f"Deal {n}",
+                "stage": "proposal",
+                "status": "open",
+                "owner_id": "u-1",
+            },
+        }
+    ).encode()
+
+
+async def test_slow_request_heads_do_not_hold_up_legitimate_webhooks(ingest_url: str) -> None:
+    port = int(ingest_url.rsplit(":", 1)[1])
+    head = f"POST /webhooks/generic HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+    stop = asyncio.Event()
+    sent_bytes = [0] * SLOW_CONNECTIONS
+    closed_by_server = [False] * SLOW_CONNECTIONS
+
+    async def trickle(i: int) -> None:
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            writer.write(head.encode())  # the head up to a last header that never ends (no blank line)
+            sent_bytes[i] = len(head)
+            pad = b"X-Pad: " + b"a" * 4000
+            while not stop.is_set() and sent_bytes[i] < len(head) + len(pad):
+                at = sent_bytes[i] - len(head)
+                writer.write(pad[at : at + 3])
+                await writer.drain()
+                sent_bytes[i] += 3
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=0.1)
+        except (ConnectionError, OSError):
+            closed_by_server[i] = True
+        finally:
+            writer.close()
+
+    slow = [asyncio.create_task(trickle(i)) for i in range(SLOW_CONNECTIONS)]
+    latencies: list[float] = []
+    statuses: list[int] = []
+    try:
+        while sum(1 for n in sent_bytes if n) < SLOW_CONNECTIONS:  # every slow head under way
+            await asyncio.sleep(0.05)
+        async with httpx.AsyncClient(base_url=ingest_url, timeout=30) as client:
+
+            async def one(n: int) -> None:
+                body = event(n)
+                started = time.perf_counter()
+                answer = await client.post(
+                    "/webhooks/generic",
+                    content=body,
+                    headers=standard_webhooks_headers(TEST_GENERIC_SECRET, body),
+                )
+                latencies.append(time.perf_counter() - started)
+                statuses.append(answer.status_code)
+
+            for start in range(0, LEGIT_REQUESTS, 8):  # 8 at a time
+                await asyncio.gather(*(one(n) for n in range(start, min(start + 8, LEGIT_REQUESTS))))
+        still_open = sum(1 for c in closed_by_server if not c)
+    finally:
+        stop.set()
+        await asyncio.gather(*slow, return_exceptions=True)
+
+    assert statuses == [202] * LEGIT_REQUESTS
+    latencies.sort()
+    p99 = latencies[int(0.99 * (len(latencies) - 1))]
+    print(
+        f"\nslow clients: {SLOW_CONNECTIONS} connections sending a request head 3 bytes every 0.1 s "
+        f"({min(sent_bytes)}-{max(sent_bytes)} bytes each, {still_open} still open at the end); "
+        f"{LEGIT_REQUESTS} signed webhooks beside them, 8 at a time: all 202, "
+        f"p50 {statistics.median(latencies) * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms"
+    )
+
+
+async def test_a_streamed_body_over_the_limit_is_refused_once_past_the_limit(ingest_url: str) -> None:
+    port = int(ingest_url.rsplit(":", 1)[1])
+    size, chunk = 11 * 1024 * 1024, b" " * 8192
+    signature = standard_webhooks_headers(
+        TEST_GENERIC_SECRET, b" " * size
+    )  # authentic: only its size is wrong
+    head = "".join(f"{k}: {v}\r\n" for k, v in signature.items())
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    start = f"POST /webhooks/generic HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nTransfer-Encoding: chunked\r\n"
+    writer.write(f"{start}{head}\r\n".encode())
+    answer = asyncio.create_task(reader.readline())  # the status line, whenever the server sends it
+    streamed = 0
+    try:
+        while streamed < size and not answer.done():
+            writer.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            await writer.drain()
+            streamed += len(chunk)
+            await asyncio.sleep(0)
+    except (ConnectionError, OSError):
+        pass  # the server answered and closed while the body was still coming
+    status_line = await asyncio.wait_for(answer, timeout=30)
+    writer.close()
+    assert status_line.split(b" ")[1:2] == [b"413"], status_line
+    assert streamed < size
+    print(
+        f"\nstreamed body: 413 before the client had pushed {streamed:,} of {size:,} bytes into its socket (limit "
+        f"{MAX_BODY:,}; the kernel buffers a few MB on loopback, so the server read less)"
+    )
