@@ -1,10 +1,12 @@
-"""T14: slow clients against the real server (``dealwatch worker ingest`` on a socket, not in process).
+"""T14 and T7 against the real server (``dealwatch worker ingest`` on a socket, not in process).
 
 Two hundred connections send a request head a few bytes at a time and never finish it, while legitimate signed
 webhooks are sent beside them: every legitimate one must be accepted, and the slow ones must cost the server
 nothing but their sockets. A body streamed past ``max_body_bytes`` with no declared length is refused with 413
 before the whole body is sent (how far the server read is the in-process tests' measure: here the kernel's
-buffers stand between).
+buffers stand between). A body announced over the limit with ``Expect: 100-continue`` is refused before it is
+sent. And the curated hostile bodies, sent three times each, must not raise the worker's peak resident memory by
+50 MiB or more.
 """
 
 from __future__ import annotations
@@ -19,24 +21,48 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import pytest
 
 from services.common.broker import free_port
+from services.common.settings import Settings
 from tests.conftest import eventually_sync
 from tests.helpers import TEST_GENERIC_SECRET, standard_webhooks_headers
+from tests.integration.hostile.test_webhook_hostile_bodies import HOSTILE
 
 pytestmark = pytest.mark.integration
 
 SLOW_CONNECTIONS = 200
 LEGIT_REQUESTS = 200
-MAX_BODY = 64 * 1024
+MAX_BODY = 1024 * 1024
+"""The default ``max_body_bytes``."""
+PEAK_GROWTH_BOUND = 50 * 1024 * 1024
+"""T7: what the hostile bodies may add to the worker's peak resident memory."""
+
+
+@dataclass(frozen=True)
+class Served:
+    url: str
+    pid: int
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
+    def peak_rss(self) -> int:
+        """The process's peak resident set size (``VmHWM``), in bytes."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+        raise AssertionError("no VmHWM in /proc/PID/status")
 
 
 @pytest.fixture
-def ingest_url(broker_bootstrap: str, tmp_path: Path) -> Iterator[str]:
+def ingest(broker_bootstrap: str, tmp_path: Path) -> Iterator[Served]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DEALWATCH_", "PROMETHEUS_"))}
     env.update(
@@ -69,7 +95,7 @@ def ingest_url(broker_bootstrap: str, tmp_path: Path) -> Iterator[str]:
 
     try:
         eventually_sync(ready, timeout=60, interval=0.2, what="the ingest worker to be ready")
-        yield url
+        yield Served(url, process.pid)
         assert process.poll() is None, (tmp_path / "ingest.log").read_text(errors="replace")
     finally:
         process.terminate()
@@ -98,8 +124,8 @@ def event(n: int) -> bytes:
     ).encode()
 
 
-async def test_slow_request_heads_do_not_hold_up_legitimate_webhooks(ingest_url: str) -> None:
-    port = int(ingest_url.rsplit(":", 1)[1])
+async def test_slow_request_heads_do_not_hold_up_legitimate_webhooks(ingest: Served) -> None:
+    port = ingest.port
     head = f"POST /webhooks/generic HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
     stop = asyncio.Event()
     sent_bytes = [0] * SLOW_CONNECTIONS
@@ -129,7 +155,7 @@ async def test_slow_request_heads_do_not_hold_up_legitimate_webhooks(ingest_url:
     try:
         while sum(1 for n in sent_bytes if n) < SLOW_CONNECTIONS:  # every slow head under way
             await asyncio.sleep(0.05)
-        async with httpx.AsyncClient(base_url=ingest_url, timeout=30) as client:
+        async with httpx.AsyncClient(base_url=ingest.url, timeout=30) as client:
 
             async def one(n: int) -> None:
                 body = event(n)
@@ -160,8 +186,8 @@ async def test_slow_request_heads_do_not_hold_up_legitimate_webhooks(ingest_url:
     )
 
 
-async def test_a_streamed_body_over_the_limit_is_refused_once_past_the_limit(ingest_url: str) -> None:
-    port = int(ingest_url.rsplit(":", 1)[1])
+async def test_a_streamed_body_over_the_limit_is_refused_before_it_ends(ingest: Served) -> None:
+    port = ingest.port
     size, chunk = 11 * 1024 * 1024, b" " * 8192
     signature = standard_webhooks_headers(
         TEST_GENERIC_SECRET, b" " * size
@@ -188,3 +214,59 @@ async def test_a_streamed_body_over_the_limit_is_refused_once_past_the_limit(ing
         f"\nstreamed body: 413 before the client had pushed {streamed:,} of {size:,} bytes into its socket (limit "
         f"{MAX_BODY:,}; the kernel buffers a few MB on loopback, so the server read less)"
     )
+
+
+async def asking_first(port: int, body: bytes) -> int:
+    """POST a signed body with ``Expect: 100-continue``: the body goes only after a ``100 Continue``; the final
+    status."""
+    headers = {**standard_webhooks_headers(TEST_GENERIC_SECRET, body), "Expect": "100-continue"}
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(
+            f"POST /webhooks/generic HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {len(body)}\r\n"
+            f"{head}\r\n".encode()
+        )
+        status = int((await reader.readline()).split()[1])
+        if status == 100:
+            await reader.readline()  # the blank line after the interim answer
+            writer.write(body)
+            status = int((await reader.readline()).split()[1])
+        return status
+    finally:
+        writer.close()
+
+
+async def test_a_body_announced_over_the_limit_is_refused_before_it_is_sent(ingest: Served) -> None:
+    assert await asking_first(ingest.port, b" " * (MAX_BODY * 10)) == 413
+    assert await asking_first(ingest.port, event(1)) == 202  # the same exchange for a body within the limit
+
+
+async def test_hostile_bodies_leave_the_worker_s_peak_memory_bounded(ingest: Served) -> None:
+    stand_in = SimpleNamespace(settings=Settings(max_body_bytes=MAX_BODY))
+    async with httpx.AsyncClient(base_url=ingest.url, timeout=60) as client:
+
+        async def send(body: bytes) -> int:
+            headers = standard_webhooks_headers(TEST_GENERIC_SECRET, body)
+            return (await client.post("/webhooks/generic", content=body, headers=headers)).status_code
+
+        for n in range(20):  # warm: imports, caches, the producer's buffers
+            assert await send(event(n)) == 202
+        before = ingest.peak_rss()
+        for _ in range(3):
+            for name, (make, status, _) in HOSTILE.items():
+                body = make(stand_in)  # type: ignore[arg-type]
+                if (
+                    len(body) > MAX_BODY
+                ):  # as a sender that asks first; one that does not may see the close first
+                    answered = await asking_first(ingest.port, body)
+                else:
+                    answered = await send(body)
+                assert answered == status, name
+        assert await send(event(0)) == 202
+    grown = ingest.peak_rss() - before
+    print(
+        f"\nhostile bodies over the socket: {len(HOSTILE)} kinds x 3, each refused with its code; peak RSS "
+        f"{before / 2**20:.0f} MiB before, +{grown / 2**20:.1f} MiB after"
+    )
+    assert grown < PEAK_GROWTH_BOUND
