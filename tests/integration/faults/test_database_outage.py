@@ -1,13 +1,14 @@
 """T12: the database goes down in the middle of the stream and comes back.
 
 A PostgreSQL server of the test's own (``initdb`` into a temporary directory, on a free port, so that the shared
-server of the other tests stays up) holds the recovery worker's tables. Once the worker has stored part of the
-interruptions, the server is stopped the hard way (``pg_ctl stop -m immediate``: no checkpoint, as in a crash or
-a lost host) while the detector goes on producing; after ``db_outage_seconds`` it is started again (it recovers
-from its write-ahead log). No worker may exit meanwhile, and once both drained the interruptions and tasks must be
-exactly the pure detector's over the same events: a batch the database did not take must not have been committed
-to the broker (it would be lost), and a batch taken just before the crash and taken again after it must not
-be stored twice.
+server of the other tests stays up) holds the recovery and statistics workers' tables. Once the recovery worker
+has stored part of the interruptions, the server is stopped the hard way (``pg_ctl stop -m immediate``: no
+checkpoint, as in a crash or a lost host) while the detector goes on producing; after ``db_outage_seconds`` it is
+started again (it recovers from its write-ahead log). No worker may exit meanwhile, and once all drained the
+interruptions and tasks must be exactly the pure detector's over the same events: a batch the database did not
+take must not have been committed to the broker (it would be lost), and a batch taken just before the crash and
+taken again after it must not be stored twice; and the statistics must count every interruption, task and
+resumption once.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,9 +32,10 @@ from sqlalchemy import func, select
 
 from schemas.topics import Topics
 from services.common.db import TaskRow, make_engine
+from services.common.stats_repository import SqlAlchemyStatsStore
 from tests.conftest import eventually
 from tests.integration.faults.checks import assert_as_the_oracle, tasks_published
-from tests.integration.faults.conftest import Sizes, drain, produce, topic_values
+from tests.integration.faults.conftest import Child, Sizes, drain, produce, topic_values, worker_env
 from tests.integration.faults.histories import as_change_event, generic_events
 from tests.integration.faults.oracle import expected
 
@@ -104,6 +107,20 @@ def own_postgres() -> Iterator[OwnPostgres]:
         server.remove()
 
 
+def stats_by_kind(url: str) -> dict[str, Counter[str]]:
+    """The statistics worker's counters by kind (day buckets summed): metric -> kind -> count."""
+    engine = make_engine(url)
+    try:
+        out: dict[str, Counter[str]] = {}
+        for row in SqlAlchemyStatsStore(engine).counts("day", ["kind"]):
+            out.setdefault(row.metric, Counter())[row.group["kind"]] += row.count
+        return out
+    except Exception:
+        return {}
+    finally:
+        engine.dispose()
+
+
 def tasks_stored(url: str) -> int | None:
     """Tasks in the database, or None while it cannot be read (down, or no schema yet)."""
     engine = make_engine(url)
@@ -122,13 +139,13 @@ async def test_a_database_down_mid_stream_loses_nothing_and_doubles_nothing(
     sizes: Sizes,
     own_postgres: OwnPostgres,
     pipeline_factory: Any,
+    tmp_path: Path,
 ) -> None:
     topics = created_topics
     url = own_postgres.url
     now = datetime.now(UTC)
     events = [as_change_event(e, now) for e in generic_events(sizes.db_events, seed=SEED, now=now)]
     oracle = expected((0, e.model_dump_json().encode()) for e in events)
-    messages = sum(oracle.messages.values())
     await produce(
         broker_bootstrap,
         topics.deal_changes,
@@ -136,11 +153,36 @@ async def test_a_database_down_mid_stream_loses_nothing_and_doubles_nothing(
     )
 
     pipeline = pipeline_factory(broker_bootstrap, topics, url)
+    env = worker_env(broker_bootstrap, topics, url)
+    stats = Child("stats", ["-m", "dealwatch", "worker", "stats"], env, tmp_path)
     started = time.monotonic()
     pipeline.start()
+    stats.start()
+    try:
+        await outage_and_back(
+            broker_bootstrap, topics, sizes, own_postgres, pipeline, stats, oracle, events, started
+        )
+    finally:
+        stats.stop()
+
+
+async def outage_and_back(
+    broker_bootstrap: str,
+    topics: Topics,
+    sizes: Sizes,
+    own_postgres: OwnPostgres,
+    pipeline: Any,
+    stats: Child,
+    oracle: Any,
+    events: list[Any],
+    started: float,
+) -> None:
+    url = own_postgres.url
+    messages = sum(oracle.messages.values())
 
     async def part_stored() -> bool:
         pipeline.assert_alive()
+        stats.assert_alive()
         stored = await asyncio.to_thread(tasks_stored, url)
         return stored is not None and stored >= len(oracle.opened) // 4
 
@@ -150,7 +192,8 @@ async def test_a_database_down_mid_stream_loses_nothing_and_doubles_nothing(
     down_at = time.monotonic()
 
     async def outage_over() -> bool:
-        pipeline.assert_alive()  # no worker gives up while the database is away
+        pipeline.assert_alive()
+        stats.assert_alive()  # no worker gives up while the database is away
         return time.monotonic() - down_at >= sizes.db_outage_seconds
 
     await eventually(outage_over, timeout=sizes.db_outage_seconds + 60, interval=0.2, what="the outage")
@@ -159,6 +202,7 @@ async def test_a_database_down_mid_stream_loses_nothing_and_doubles_nothing(
 
     async def storing_again() -> bool:
         pipeline.assert_alive()
+        stats.assert_alive()
         stored = await asyncio.to_thread(tasks_stored, url)
         return stored is not None and (stored > (before or 0) or stored == len(oracle.opened))
 
@@ -172,11 +216,32 @@ async def test_a_database_down_mid_stream_loses_nothing_and_doubles_nothing(
     said = await topic_values(broker_bootstrap, topics.interruptions)
     _, db = await assert_as_the_oracle(broker_bootstrap, topics, oracle, said, url, "database outage")
     created = await tasks_published(broker_bootstrap, topics, oracle)
+    kinds = Counter(v.kind for v in oracle.opened.values())
+    want = {
+        "interruptions": kinds,
+        "tasks": kinds,
+        "resumed": Counter(oracle.opened[i].kind for i in oracle.resumed),
+    }
+    counted: dict[str, Counter[str]] = {}
+
+    async def counted_as_the_oracle() -> bool:
+        stats.assert_alive()
+        counted.clear()
+        counted.update(await asyncio.to_thread(stats_by_kind, url))
+        return all(counted.get(metric, Counter()) == +per_kind for metric, per_kind in want.items())
+
+    try:
+        await eventually(
+            counted_as_the_oracle, timeout=120, interval=0.5, what="the statistics to count it all"
+        )
+    except AssertionError:
+        raise AssertionError(f"statistics by kind {counted} against the oracle's {want}") from None
     print(
         f"\ndatabase outage: {len(events)} events, {len(oracle.opened)} interruptions ({messages} messages); "
         f"PostgreSQL stopped (immediate) with {before} of {db.tasks} tasks stored, "
         f"down {sizes.db_outage_seconds:.0f}s; "
         f"storing again {back_s:.1f}s after its restart; all done in {total_s:.1f}s (drain {drained_s:.1f}s); "
         f"{db.tasks} tasks, {sum(created.values()) - len(created)} task messages sent again; "
-        "0 lost, 0 duplicate rows or tasks"
+        "0 lost, 0 duplicate rows or tasks; the statistics count each interruption, task and resumption "
+        f"({sum(want['resumed'].values())}) once"
     )
