@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
+import subprocess
+import sys
 import time
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
@@ -66,3 +71,30 @@ async def read_topic(bootstrap: str, topic: str, timeout: float = 10.0) -> list[
     finally:
         await consumer.stop()
     return records
+
+
+@contextlib.contextmanager
+def child_process(
+    argv: list[str], env: dict[str, str], workdir: Path, log_name: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``python ARGV`` as a child process in ``workdir``, its output in ``workdir/log_name``; when the block ends
+    it is stopped with SIGTERM (SIGKILL after 30 s), unless it has ended already."""
+    with (workdir / log_name).open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, *argv],
+            env=env,
+            cwd=workdir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        try:
+            yield process
+        finally:
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()

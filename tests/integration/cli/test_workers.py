@@ -14,6 +14,7 @@ import pytest
 
 from services.common.broker import free_port
 from tests.conftest import eventually_sync
+from tests.helpers import child_process
 
 pytestmark = pytest.mark.integration
 
@@ -40,16 +41,7 @@ def test_a_stream_worker_serves_metrics_on_its_port_and_stops_cleanly_on_sigterm
             "DEALWATCH_METRICS_PORT": str(port),
         }
     )
-    log = (tmp_path / "worker.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "dealwatch", "worker", role],
-        env=env,
-        cwd=tmp_path,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-    )
-    try:
+    with child_process(["-m", "dealwatch", "worker", role], env, tmp_path, "worker.log") as process:
         text = eventually_sync(
             lambda: process.poll() is None and metrics_answer(f"http://127.0.0.1:{port}/metrics"),
             timeout=60,
@@ -61,11 +53,6 @@ def test_a_stream_worker_serves_metrics_on_its_port_and_stops_cleanly_on_sigterm
         process.send_signal(signal.SIGTERM)
 
         assert process.wait(timeout=60) == 0, (tmp_path / "worker.log").read_text()
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        log.close()
 
 
 @pytest.mark.parametrize("role", ["ingest", "api", "web"])
@@ -83,17 +70,8 @@ def test_an_http_worker_becomes_ready_on_its_port_and_stops_cleanly_on_sigterm(
             "DEALWATCH_MAX_BODY_BYTES": "1000",
         }
     )
-    log = (tmp_path / "worker.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "dealwatch", "worker", role],
-        env=env,
-        cwd=tmp_path,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-    )
     url = f"http://127.0.0.1:{port}"
-    try:
+    with child_process(["-m", "dealwatch", "worker", role], env, tmp_path, "worker.log") as process:
         eventually_sync(
             lambda: process.poll() is None and metrics_answer(url + "/readyz"),
             timeout=60,
@@ -110,11 +88,6 @@ def test_an_http_worker_becomes_ready_on_its_port_and_stops_cleanly_on_sigterm(
         process.send_signal(signal.SIGTERM)
 
         assert process.wait(timeout=60) == 0, (tmp_path / "worker.log").read_text()
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        log.close()
 
 
 PARENT = """

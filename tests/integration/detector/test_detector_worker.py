@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -18,7 +16,7 @@ from schemas import DealChanged, DealInterrupted
 from schemas.topics import Topics
 from services.common.broker import ensure_topics, free_port, make_producer
 from tests.conftest import eventually
-from tests.helpers import read_topic
+from tests.helpers import child_process, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -41,22 +39,8 @@ def detector_worker(
         "DEALWATCH_LOG_LEVEL": "WARNING",
         "DEALWATCH_WEB_PORT": str(web_port),
     }
-    log = (tmp_path / "detector.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "services.detector"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=tmp_path,
-    )
-    yield proc
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    log.close()
+    with child_process(["-m", "services.detector"], env, tmp_path, "detector.log") as proc:
+        yield proc
 
 
 def event(deal_id: str, days_ago: float, type: str, **body: object) -> DealChanged:

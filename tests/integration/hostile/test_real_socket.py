@@ -17,8 +17,6 @@ import contextlib
 import json
 import os
 import statistics
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -32,7 +30,7 @@ import pytest
 from services.common.broker import free_port
 from services.common.settings import Settings
 from tests.conftest import eventually_sync
-from tests.helpers import TEST_GENERIC_SECRET, standard_webhooks_headers
+from tests.helpers import TEST_GENERIC_SECRET, child_process, standard_webhooks_headers
 from tests.integration.hostile.test_webhook_hostile_bodies import HOSTILE
 
 pytestmark = pytest.mark.integration
@@ -75,37 +73,20 @@ def ingest(broker_bootstrap: str, tmp_path: Path) -> Iterator[Served]:
             "DEALWATCH_MAX_BODY_BYTES": str(MAX_BODY),
         }
     )
-    log = (tmp_path / "ingest.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "dealwatch", "worker", "ingest"],
-        env=env,
-        cwd=tmp_path,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-    )
     url = f"http://127.0.0.1:{port}"
+    with child_process(["-m", "dealwatch", "worker", "ingest"], env, tmp_path, "ingest.log") as process:
 
-    def ready() -> bool:
-        if process.poll() is not None:
-            raise AssertionError((tmp_path / "ingest.log").read_text(errors="replace"))
-        try:
-            return httpx.get(url + "/readyz", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
+        def ready() -> bool:
+            if process.poll() is not None:
+                raise AssertionError((tmp_path / "ingest.log").read_text(errors="replace"))
+            try:
+                return httpx.get(url + "/readyz", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
 
-    try:
         eventually_sync(ready, timeout=60, interval=0.2, what="the ingest worker to be ready")
         yield Served(url, process.pid)
         assert process.poll() is None, (tmp_path / "ingest.log").read_text(errors="replace")
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
 
 
 def event(n: int) -> bytes:
