@@ -43,7 +43,6 @@ from services.common.repositories import (
     StoredInterruption,
     TaskFilter,
     as_utc,
-    storable,
 )
 from services.common.stats_repository import DIMENSIONS, SqlAlchemyStatsStore
 
@@ -172,8 +171,6 @@ def build_router(ctx: ApiContext) -> APIRouter:
         cursor: Cursor = None,
         limit: Limit = 100,
     ) -> InterruptionPage:
-        if not storable(source, deal_id):
-            return InterruptionPage(items=[], next_cursor=None)
         where = InterruptionFilter(
             since=_utc(since) if since else None,
             source=source,
@@ -196,11 +193,7 @@ def build_router(ctx: ApiContext) -> APIRouter:
         responses=NOT_FOUND,
     )
     def get_interruption(interruption_id: ItemId, principal: Principal = read) -> InterruptionItem:
-        stored = (
-            ctx.store.get_interruption(interruption_id, owner=principal.rep)
-            if storable(interruption_id)
-            else None
-        )
+        stored = ctx.store.get_interruption(interruption_id, owner=principal.rep)
         if stored is None:
             raise HTTPException(404, "no such interruption")
         return _item(stored)
@@ -219,8 +212,6 @@ def build_router(ctx: ApiContext) -> APIRouter:
     ) -> TaskPage:
         if principal.rep is not None and assignee not in (None, principal.rep):
             return TaskPage(items=[], next_cursor=None)
-        if not storable(source, deal_id, assignee, interruption_id):
-            return TaskPage(items=[], next_cursor=None)
         where = TaskFilter(
             source=source,
             deal_id=deal_id,
@@ -237,7 +228,7 @@ def build_router(ctx: ApiContext) -> APIRouter:
 
     @router.get("/tasks/{task_id}", response_model=RecoveryTask, tags=["tasks"], responses=NOT_FOUND)
     def get_task(task_id: ItemId, principal: Principal = read) -> RecoveryTask:
-        task = ctx.store.get_task(task_id, assignee=principal.rep) if storable(task_id) else None
+        task = ctx.store.get_task(task_id, assignee=principal.rep)
         if task is None:
             raise HTTPException(404, "no such task")
         return task
@@ -348,7 +339,7 @@ def change_task(ctx: ApiContext, task_id: str, patch: TaskPatch, principal: Prin
         ticks=tuple(Tick(t.done, t.index, t.item) for t in patch.checklist),
     )
     for _ in range(MAX_ATTEMPTS):
-        current = ctx.store.get_task(task_id, assignee=principal.rep) if storable(task_id) else None
+        current = ctx.store.get_task(task_id, assignee=principal.rep)
         if current is None:
             raise HTTPException(404, "no such task")
         if patch.version is not None and patch.version != current.version:

@@ -136,7 +136,7 @@ def as_utc(value: datetime) -> datetime:
 def storable(*texts: str | None) -> bool:
     """Whether every text could be stored: PostgreSQL's text holds no NUL character (SQLite's does, but what the
     pipeline stores comes through PostgreSQL-safe paths either way), so a filter or an id with one matches
-    nothing."""
+    nothing: the store's reads answer nothing for it instead of sending it to the database."""
     return not any(t is not None and "\x00" in t for t in texts)
 
 
@@ -400,6 +400,8 @@ class SqlAlchemyStore:
             yield StoreTransaction(conn)
 
     def get_interruption(self, interruption_id: str, owner: str | None = None) -> StoredInterruption | None:
+        if not storable(interruption_id):
+            return None
         stmt = select(InterruptionRow).where(InterruptionRow.id == interruption_id)
         if owner is not None:
             stmt = stmt.where(InterruptionRow.owner_id == owner)
@@ -412,18 +414,17 @@ class SqlAlchemyStore:
     ) -> Page[StoredInterruption]:
         """Oldest detection first, by ``(detected_at, id)``; rows added later land on later pages."""
         t = InterruptionRow
-        conds: list[Any] = [
-            c == v
-            for c, v in (
-                (t.source, where.source),
-                (t.deal_id, where.deal_id),
-                (t.kind, where.kind),
-                (t.cause, where.cause),
-                (t.status, where.status),
-                (t.owner_id, where.owner),
-            )
-            if v is not None
-        ]
+        matches = (
+            (t.source, where.source),
+            (t.deal_id, where.deal_id),
+            (t.kind, where.kind),
+            (t.cause, where.cause),
+            (t.status, where.status),
+            (t.owner_id, where.owner),
+        )
+        if not storable(*(v for _, v in matches)):
+            return Page([], None)
+        conds: list[Any] = [c == v for c, v in matches if v is not None]
         if where.since is not None:
             conds.append(t.detected_at >= as_utc(where.since))
         conds += _keyset(t.detected_at, t.id, cursor)
@@ -433,6 +434,8 @@ class SqlAlchemyStore:
         return _page(rows, limit, _stored, "detected_at")
 
     def get_task(self, task_id: str, assignee: str | None = None) -> RecoveryTask | None:
+        if not storable(task_id):
+            return None
         stmt = select(TaskRow.body).where(TaskRow.id == task_id)
         if assignee is not None:
             stmt = stmt.where(TaskRow.assignee == assignee)
@@ -445,18 +448,17 @@ class SqlAlchemyStore:
     ) -> Page[RecoveryTask]:
         """Oldest first, by ``(created_at, id)``."""
         t = TaskRow
-        conds: list[Any] = [
-            c == v
-            for c, v in (
-                (t.source, where.source),
-                (t.deal_id, where.deal_id),
-                (t.assignee, where.assignee),
-                (t.status, where.status),
-                (t.kind, where.kind),
-                (t.interruption_id, where.interruption_id),
-            )
-            if v is not None
-        ]
+        matches = (
+            (t.source, where.source),
+            (t.deal_id, where.deal_id),
+            (t.assignee, where.assignee),
+            (t.status, where.status),
+            (t.kind, where.kind),
+            (t.interruption_id, where.interruption_id),
+        )
+        if not storable(*(v for _, v in matches)):
+            return Page([], None)
+        conds: list[Any] = [c == v for c, v in matches if v is not None]
         conds += _keyset(t.created_at, t.id, cursor)
         stmt: Select[Any] = (
             select(t.id, t.created_at, t.body).where(*conds).order_by(t.created_at, t.id).limit(limit + 1)
