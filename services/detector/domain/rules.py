@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from services.detector.domain.causes import Classification, Facts, Lexicon, Signal, classify, rank_for_keeping
 from services.detector.domain.config import DetectorConfig
@@ -102,9 +103,12 @@ class Detector:
             )
         if not found:
             return False
-        kept = rank_for_keeping([*_signals(state), *found], self.cfg.signals_kept)
+        # The kept ones are ranked as they are stored; only the new ones that stay are turned into lists.
+        kept: list[Any] = rank_for_keeping([*state.signals, *found], self.cfg.signals_kept)
         state.signals = [
-            [
+            s
+            if type(s) is list
+            else [
                 s.cause,
                 round(s.weight, 2),
                 int(s.at),
@@ -229,7 +233,11 @@ class Detector:
 
     def _classify(self, state: DealState, kind: str, at: float) -> Classification:
         lo, hi = self._window(kind, at)
-        window = [s for s in _signals(state) if lo <= s.at <= hi]
+        window = [
+            Signal(s[0], s[1], s[2], s[3], s[4], s[5], s[6] or f"text:{s[0]}")
+            for s in state.signals
+            if lo <= s[2] <= hi
+        ]
         return classify(self.facts(state, kind, at), window)
 
     # ------------------------------------------------------------------ quiet deals
@@ -280,7 +288,3 @@ class Detector:
             f"no qualifying activity for {days:g} working days",
         )
         return self._open(state, trigger, deal_key), None
-
-
-def _signals(state: DealState) -> list[Signal]:
-    return [Signal(s[0], s[1], s[2], s[3], s[4], s[5], s[6] or f"text:{s[0]}") for s in state.signals]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from services.detector.domain.causes.lexicon import Lexicon
 from services.detector.domain.causes.model import CAUSES, Classification, Facts, Signal
@@ -15,6 +16,7 @@ _SCORABLE = frozenset(c for c in CAUSES if c != "unknown")
 KEEP_HALF_LIFE_DAYS = 45.0
 KEEP_PER_CAUSE = 3
 _KEEP_HALF_LIFE = KEEP_HALF_LIFE_DAYS * DAY
+K = TypeVar("K", bound=Sequence[Any])
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,38 +100,37 @@ def classify(
     )
 
 
-def rank_for_keeping(signals: Iterable[Signal], limit: int) -> list[Signal]:
+def rank_for_keeping(signals: Iterable[K], limit: int) -> list[K]:
     """The signals a deal should keep, at most ``limit``: strongest and most recent first.
 
     One signal per event and cause (the strongest); at most three of one cause while others wait, so a chatty
     cause does not push every other cause out. Strength fades with a 45-day half-life behind the newest signal.
+
+    Takes ``Signal`` tuples or the lists a deal's state keeps them as (the same first four fields: cause, weight,
+    time, event id), so that the signals a deal already keeps are ranked without being made again.
     """
     if limit <= 0:
         return []
-    best: dict[tuple[str, str], Signal] = {}
+    best: dict[tuple[str, str], K] = {}
     for s in signals:
-        key = (s.event_id, s.cause)
-        if key not in best or s.weight > best[key].weight:
+        key = (s[3], s[0])
+        if key not in best or s[1] > best[key][1]:
             best[key] = s
     if not best:
         return []
-    newest = max(s.at for s in best.values())
+    newest = max(s[2] for s in best.values())
+    pow_ = math.pow
 
-    def order(s: Signal) -> tuple[float, float, str, str]:
-        return (
-            -(s.weight * math.pow(0.5, max(newest - s.at, 0.0) / _KEEP_HALF_LIFE)),
-            -s.at,
-            s.event_id,
-            s.cause,
-        )
-
-    # Each signal's key once (this runs for every event with text); keys are unique, so no Signal is compared.
-    ordered = sorted((order(s), s) for s in best.values())
+    # Each signal's key once (this runs for every event with text); keys are unique, so no signal is compared.
+    ordered = sorted(
+        ((-(s[1] * pow_(0.5, max(newest - s[2], 0.0) / _KEEP_HALF_LIFE)), -s[2], s[3], s[0]), s)
+        for s in best.values()
+    )
     counts: dict[str, int] = {}
-    first: list[tuple[tuple[float, float, str, str], Signal]] = []
-    later: list[tuple[tuple[float, float, str, str], Signal]] = []
+    first: list[tuple[tuple[float, float, str, str], K]] = []
+    later: list[tuple[tuple[float, float, str, str], K]] = []
     for keyed in ordered:
-        cause = keyed[1].cause
+        cause = keyed[0][3]
         counts[cause] = counts.get(cause, 0) + 1
         (first if counts[cause] <= KEEP_PER_CAUSE else later).append(keyed)
     kept = (first + later)[:limit]

@@ -7,6 +7,7 @@ hedges, passing mentions, boosters and whose side a staff change is on.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -21,6 +22,7 @@ from services.detector.domain.causes.text import (
     Segmented,
     excerpt,
     fold,
+    is_alnum,
     phrases,
     prepare,
 )
@@ -56,6 +58,8 @@ class Scope:
     booster_reach: int
     clauses: Breaks
     sentences: Breaks
+    plain_breaks: bool
+    """Every clause break begins and ends with a character other than an ASCII letter or digit."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,12 +73,30 @@ class Language:
     post: LiteralSet[float]
     post_start: LiteralSet[float]
     sides: LiteralSet[tuple[str, float]]
+    after_cue: re.Pattern[str]
+    """The cues of ``post`` and ``post_start`` in one regex: a hit with no cue before it and none of these after
+    it (nearly every hit) is left as it is after two searches."""
+
+    def alone(self, folded: str, start: int, end: int) -> bool:
+        """No modifier cue within reach of the hit, whatever its clause: the clause can only narrow the windows
+        that ``modifier`` searches, and when every clause break begins and ends with a character that is not a
+        letter or a digit, narrowing them cannot make a cue appear (its word boundaries stay what they were)."""
+        if not self.scope.plain_breaks:
+            return False
+        s = self.scope
+        before = folded[max(0, start - s.pre_chars) : start]
+        return (
+            self.pre.regex.search(before) is None
+            and self.after_cue.search(folded[end : end + s.post_chars]) is None
+        )
 
     def modifier(self, folded: str, start: int, end: int, lo: int, hi: int) -> float:
         """The smallest factor among the modifiers whose cues surround the hit in its clause (1.0: none)."""
         s = self.scope
         before = folded[max(lo, start - s.pre_chars) : start]
         after = folded[end : min(hi, end + s.post_chars)]
+        if self.pre.regex.search(before) is None and self.after_cue.search(after) is None:
+            return 1.0
         found = self.pre.found_in(before) + self.post.found_in(after)
         found.extend(self.post_start.starts(after.lstrip()))
         return min(found, default=1.0)
@@ -82,13 +104,18 @@ class Language:
     def side(self, text: Segmented, start: int, end: int) -> str | None:
         """Whose person the hit is about, from side cues in its sentence, nearer cues counting more."""
         lo, hi = text.bounds(start, end, self.scope.sentences)
-        score = dict.fromkeys(SIDES, 0.0)
-        for s, e, (side, weight) in self.sides.finditer(text.text, lo, hi):
+        ours = customer = 0.0
+        values_of = self.sides.values_of
+        for m in self.sides.regex.finditer(text.text, lo, hi):
+            s, e = m.span()
             if s < end and e > start:
                 continue
-            distance = start - e if e <= start else s - end
-            score[side] += weight / (1.0 + max(distance, 0) / 15.0)
-        ours, customer = score["ours"], score["customer"]
+            near = 1.0 + max(start - e if e <= start else s - end, 0) / 15.0
+            for side, weight in values_of(m.group()):
+                if side == "ours":
+                    ours += weight / near
+                else:
+                    customer += weight / near
         if ours == customer:
             return None
         return "ours" if ours > customer else "customer"
@@ -187,7 +214,8 @@ class Lexicon:
         weighed = [
             (self._weight(cause_hits, factor), cause, cause_hits) for cause, cause_hits in hits.items()
         ]
-        weighed.sort(key=lambda w: -w[0])
+        if len(weighed) > 1:
+            weighed.sort(key=lambda w: -w[0])
         floor = max(weighed[0][0] * s.min_share, s.min_weight)
         # Only the causes kept are worth an excerpt and a Signal.
         name = "field:lost_reason" if kind == "lost_reason" else None
@@ -205,15 +233,18 @@ class Lexicon:
             if term.boost or term.stop or (term.weight <= 0.0 and term.cause not in boosted):
                 continue
             lang = self._languages[term.lang]
-            lo, hi = text.bounds(start, end, lang.scope.clauses)
             weight = term.weight
-            if boosters:
-                weight += self._bonus(boosters, term, start, end, lo, hi)
-            if weight <= 0.0:
-                continue
-            weight *= lang.modifier(text.text, start, end, lo, hi)
-            if weight <= 0.0:
-                continue
+            # Without a booster of its cause in the text, the clause matters only if a modifier cue is near the hit.
+            boost = term.cause in boosted
+            if boost or not lang.alone(text.text, start, end):
+                lo, hi = text.bounds(start, end, lang.scope.clauses)
+                if boost:
+                    weight += self._bonus(boosters, term, start, end, lo, hi)
+                if weight <= 0.0:
+                    continue
+                weight *= lang.modifier(text.text, start, end, lo, hi)
+                if weight <= 0.0:
+                    continue
             cause, side = term.cause, term.side
             if term.sided:
                 side = lang.side(text, start, end) or side
@@ -246,6 +277,8 @@ class Lexicon:
         """One cause's strength in a text: its strongest hit, the others merged in at a discount. Sorts ``hits``,
         strongest first."""
         s = self._settings
+        if len(hits) == 1:
+            return round(min(s.cap, hits[0].weight * factor), 4)
         hits.sort(key=lambda h: -h.weight)
         weight = min(s.cap, (hits[0].weight + s.merge_repeat * sum(h.weight for h in hits[1:])) * factor)
         return round(weight, 4)
@@ -280,12 +313,14 @@ def _language(raw: Mapping[str, Any], path: Path) -> Language:
     if not isinstance(name, str) or not name:
         raise ValueError(f"{path.name}: 'language' is missing")
     sc = raw.get("scope", {})
+    clause_breaks = list(sc.get("clause_breaks", ["\n"]))
     scope = Scope(
         pre_chars=int(sc.get("pre_chars", 10)),
         post_chars=int(sc.get("post_chars", 16)),
         booster_reach=int(sc.get("booster_reach", 20)),
-        clauses=Breaks(sc.get("clause_breaks", ["\n"])),
+        clauses=Breaks(clause_breaks),
         sentences=Breaks(sc.get("sentence_breaks", ["\n"])),
+        plain_breaks=all(not is_alnum(m[0]) and not is_alnum(m[-1]) for m in clause_breaks if m),
     )
     mods = raw.get("modifiers", {})
     unknown = set(mods) - set(MODIFIERS)
@@ -293,8 +328,8 @@ def _language(raw: Mapping[str, Any], path: Path) -> Language:
         raise ValueError(f"{path.name}: unknown modifiers {sorted(unknown)}")
     factors = {m: float(mods.get(m, {}).get("factor", 1.0)) for m in MODIFIERS}
 
-    def cues(where: str) -> LiteralSet[float]:
-        return LiteralSet(_entries((factors[m], mods.get(m, {}).get(where, [])) for m in MODIFIERS))
+    def entries(where: str) -> list[tuple[Phrase, float]]:
+        return _entries((factors[m], mods.get(m, {}).get(where, [])) for m in MODIFIERS)
 
     side_entries: list[tuple[Phrase, tuple[str, float]]] = []
     for group in raw.get("sides", []):
@@ -303,7 +338,16 @@ def _language(raw: Mapping[str, Any], path: Path) -> Language:
             raise ValueError(f"{path.name}: side must be one of {SIDES}, not {side!r}")
         value = (str(side), float(group.get("weight", 1.0)))
         side_entries.extend((p, value) for pattern in group.get("cues", []) for p in phrases(pattern))
-    return Language(name, scope, cues("pre"), cues("post"), cues("post_start"), LiteralSet(side_entries))
+    pre, post, post_start = entries("pre"), entries("post"), entries("post_start")
+    return Language(
+        name,
+        scope,
+        LiteralSet(pre),
+        LiteralSet(post),
+        LiteralSet(post_start),
+        LiteralSet(side_entries),
+        LiteralSet([*post, *post_start]).regex,
+    )
 
 
 def _strongest(entries: Iterable[tuple[Phrase, Term]]) -> list[tuple[Phrase, Term]]:

@@ -93,7 +93,7 @@ def phrases(pattern: str) -> list[Phrase]:
     return out
 
 
-def _is_alnum(ch: str) -> bool:
+def is_alnum(ch: str) -> bool:
     return ch.isascii() and ch.isalnum()
 
 
@@ -111,7 +111,7 @@ def _trie_source(items: Iterable[Phrase]) -> str:
         node = root
         for ch in p.text:
             node = node.setdefault(ch, {})
-        if _is_alnum(p.text[-1]):
+        if is_alnum(p.text[-1]):
             node["\0wild" if p.wild else "\0bound"] = {}
         else:
             node["\0end"] = {}
@@ -130,7 +130,7 @@ def _trie_source(items: Iterable[Phrase]) -> str:
     firsts = sorted(root)
     branches = []
     for ch in firsts:
-        bound = f"(?<![{ALNUM}].)" if _is_alnum(ch) else ""
+        bound = f"(?<![{ALNUM}].)" if is_alnum(ch) else ""
         branches.append(re.escape(ch) + bound + emit(root[ch]))
     if len(branches) <= _GROUP:
         return "|".join(branches) if branches else "(?!)"
@@ -220,9 +220,14 @@ class Segmented:
         """The clause or sentence around ``text[start:end]``: after the last break before it, up to the next."""
         spans = self._spans.get(breaks)
         if spans is None:
-            found = list(breaks.regex.finditer(self.text))
-            spans = self._spans[breaks] = ([m.start() for m in found], [m.end() for m in found])
-        starts, ends = spans
+            starts, ends = [], []
+            for m in breaks.regex.finditer(self.text):
+                s, e = m.span()
+                starts.append(s)
+                ends.append(e)
+            spans = self._spans[breaks] = (starts, ends)
+        else:
+            starts, ends = spans
         i = bisect_right(ends, start)
         j = bisect_left(starts, end)
         return (ends[i - 1] if i else 0), (starts[j] if j < len(starts) else len(self.text))
