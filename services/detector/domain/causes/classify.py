@@ -133,9 +133,11 @@ def rank_for_keeping(signals: Iterable[K], limit: int) -> list[K]:
         cause = keyed[0][3]
         counts[cause] = counts.get(cause, 0) + 1
         (first if counts[cause] <= KEEP_PER_CAUSE else later).append(keyed)
-    kept = (first + later)[:limit]
-    kept.sort(key=lambda keyed: keyed[0])
-    return [s for _, s in kept]
+    if later:  # some waited behind a chatty cause: the ones kept go back in rank order
+        kept = (first + later)[:limit]
+        kept.sort(key=lambda keyed: keyed[0])
+        return [s for _, s in kept]
+    return [s for _, s in first[:limit]]
 
 
 def _combined(weights: Iterable[float], repeat: float) -> float:
