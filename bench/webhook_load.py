@@ -62,7 +62,7 @@ QUICK = {
 }
 FULL = {
     **QUICK,
-    "saturation_seconds": 10,
+    "saturation_seconds": 20,  # 3 rounds: 60 s of sustained saturation on each route
     "saturation_warmup": 2,
     "saturation_rounds": 3,
     "sustained_seconds": 60,
@@ -249,6 +249,9 @@ def saturation(rig: Rig, sizes: dict[str, int], url: str, watch: dict[str, int])
     rates: dict[str, list[float]] = {name: [] for name in runs}
     per_core: dict[str, list[float]] = {name: [] for name in runs}
     events: dict[str, list[float]] = {name: [] for name in runs}
+    p50s: dict[str, list[float]] = {name: [] for name in runs}
+    p99s: dict[str, list[float]] = {name: [] for name in runs}
+    errors: dict[str, int] = dict.fromkeys(runs, 0)
     for r in range(sizes["saturation_rounds"]):
         report_load(f"saturation round {r + 1}")
         for name in list(runs) if r % 2 == 0 else list(reversed(runs)):
@@ -268,6 +271,9 @@ def saturation(rig: Rig, sizes: dict[str, int], url: str, watch: dict[str, int])
             per_core[name].append(res["accepted_per_s"] / max(server_side, 1e-3))
             events[name].append(res["events_per_request"])
             lat = res["latency_ms"]
+            p50s[name].append(lat.get("p50", float("nan")))
+            p99s[name].append(lat.get("p99", float("nan")))
+            errors[name] += errors_of(res)
             note(
                 f"round {r + 1} {name}: {res['accepted_per_s']:,.0f} requests/s answered 2xx over "
                 f"{res['seconds']}s (latency p50 {lat.get('p50', 0):.1f} ms, p99 {lat.get('p99', 0):.1f} ms); "
@@ -284,6 +290,11 @@ def saturation(rig: Rig, sizes: dict[str, int], url: str, watch: dict[str, int])
     emit("ingest_requests_per_s", rate["ingest"])
     emit("ingest_events_per_s", rate["ingest"] * per_request)
     emit("ingest_over_bare_endpoint", rate["ingest"] / rate["bare"])
+    emit("ingest_saturated_seconds", sizes["saturation_rounds"] * sizes["saturation_seconds"])
+    emit("ingest_saturated_p50_ms", statistics.median(p50s["ingest"]))
+    emit("ingest_saturated_p99_ms", statistics.median(p99s["ingest"]))
+    emit("ingest_saturated_errors", errors["ingest"])
+    emit("bare_endpoint_saturated_p99_ms", statistics.median(p99s["bare"]))
     emit("ingest_over_bare_endpoint_per_core", core["ingest"] / core["bare"])
     emit("ingest_1_event_requests_per_s", rate["ingest_1_event"])
     emit("ingest_1_event_over_bare_endpoint", rate["ingest_1_event"] / rate["bare"])
@@ -292,6 +303,12 @@ def saturation(rig: Rig, sizes: dict[str, int], url: str, watch: dict[str, int])
         "normalize, publish acks=all, wait for the ack) over requests/s of the bare route in the same process "
         f"(reads the body, answers 202), both with 1-{sizes['max_events']} events per request; medians of "
         f"{sizes['saturation_rounds']} runs each, in alternating order; ingest_1_event_*: one event per request"
+    )
+    note(
+        "ingest_saturated_*: the signed traffic at saturation, all its runs together "
+        f"({sizes['saturation_rounds']} x {sizes['saturation_seconds']} s): latency (medians of the runs' "
+        "percentiles, closed loop: each connection sends its next request when answered) and the requests not "
+        "answered 2xx"
     )
     note(
         "ingest_over_bare_endpoint_per_core: the same ratio per core-second used by the server and the broker "
