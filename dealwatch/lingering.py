@@ -10,11 +10,17 @@ So a connection closed while the request's body is still coming closes as HTTP s
 close): the answer is flushed and the write side shut (the client reads the answer, then end of stream), and what
 the client still sends is read and dropped, without parsing, until it closes its side, or for at most
 ``LINGER_SECONDS`` and ``LINGER_BYTES``, whichever comes first. Every other close is immediate, as before.
+
+uvicorn has no time limit on a request head: its keep-alive timer stops at the first byte, so a client that sends
+a head a few bytes at a time (or opens a connection and sends nothing) holds its connection for as long as it
+likes. Here a connection must finish each request's head within ``head_timeout`` seconds of opening or of its
+previous answer, or it is closed (as a proxy's header timeout would: nothing can be answered to half a head).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import h11
@@ -70,7 +76,46 @@ class _LingeringTransport:
 
 
 class LingeringH11Protocol(H11Protocol):
-    """``H11Protocol`` whose transport closes with a linger when the request body was not read in full."""
+    """``H11Protocol`` whose transport closes with a linger when the request body was not read in full, and which
+    closes a connection whose request head does not arrive in full within ``head_timeout`` seconds."""
+
+    head_timeout: float = 30.0
+    _head_timer: asyncio.TimerHandle | None = None
+    _head_cycle: object = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(_LingeringTransport(transport, self))  # type: ignore[arg-type]
+        self._wait_for_head()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+        super().connection_lost(exc)
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self._wait_for_head()  # the next request's head, on a connection kept alive
+
+    def _wait_for_head(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+        self._head_cycle = self.cycle  # uvicorn starts a new cycle for each request whose head is complete
+        self._head_timer = self.loop.call_later(self.head_timeout, self._head_late)
+
+    def _head_late(self) -> None:
+        self._head_timer = None
+        if self.transport.is_closing() or self.cycle is not self._head_cycle:
+            return  # a head arrived in time: the timer starts again once that request is answered
+        if self.conn.their_state is not h11.IDLE:
+            self._wait_for_head()  # the previous request's body is still coming after its answer: later
+            return
+        with contextlib.suppress(h11.LocalProtocolError):
+            self.conn.send(h11.ConnectionClosed())
+        self.transport.close()
+
+
+def with_head_timeout(seconds: float) -> type[LingeringH11Protocol]:
+    """The protocol class for uvicorn's ``http`` with its request-head time limit set."""
+    return type("LingeringH11Protocol", (LingeringH11Protocol,), {"head_timeout": float(seconds)})

@@ -121,6 +121,9 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=0, le=65535)
     max_body_bytes: int = 1_048_576
+    http_head_timeout_seconds: float = Field(default=30.0, gt=0)
+    """How long a connection may take to send a request's head (from opening, or from the previous answer); a
+    head still unfinished then (a client trickling it, or one that never sends) closes the connection."""
     max_batch_events: int = 1000
     max_json_depth: int = 32
     broker_timeout_seconds: float = 2.0

@@ -1,8 +1,9 @@
 """T14 and T7 against the real server (``dealwatch worker ingest`` on a socket, not in process).
 
 Two hundred connections send a request head a few bytes at a time and never finish it, while legitimate signed
-webhooks are sent beside them: every legitimate one must be accepted, and the slow ones must cost the server
-nothing but their sockets. A body streamed past ``max_body_bytes`` with no declared length is refused with 413
+webhooks are sent beside them: every legitimate one must be accepted, the slow ones must cost the server nothing
+but their sockets, and the server must close each of them (and one that never sends a byte) once its head is
+``http_head_timeout_seconds`` late. A body streamed past ``max_body_bytes`` with no declared length is refused with 413
 before the whole body is sent (how far the server read is the in-process tests' measure: here the kernel's
 buffers stand between), and the client reads that 413 instead of a reset (the server closes with a linger:
 ``dealwatch/lingering.py``). A body announced over the limit with ``Expect: 100-continue`` is refused before it is
@@ -41,6 +42,9 @@ MAX_BODY = 1024 * 1024
 """The default ``max_body_bytes``."""
 PEAK_GROWTH_BOUND = 50 * 1024 * 1024
 """T7: what the hostile bodies may add to the worker's peak resident memory."""
+HEAD_TIMEOUT = 8
+"""``http_head_timeout_seconds`` of the worker under test: long enough for the legitimate webhooks to be sent while
+the slow heads are still open."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,7 @@ def ingest(broker_bootstrap: str, tmp_path: Path) -> Iterator[Served]:
             "DEALWATCH_HTTP_PORT": str(port),
             "DEALWATCH_GENERIC_SECRET": TEST_GENERIC_SECRET,
             "DEALWATCH_MAX_BODY_BYTES": str(MAX_BODY),
+            "DEALWATCH_HTTP_HEAD_TIMEOUT_SECONDS": str(HEAD_TIMEOUT),
         }
     )
     url = f"http://127.0.0.1:{port}"
@@ -106,7 +111,7 @@ def event(n: int) -> bytes:
     ).encode()
 
 
-async def test_slow_request_heads_do_not_hold_up_legitimate_webhooks(ingest: Served) -> None:
+async def test_slow_request_heads_do_not_hold_up_legitimate_webhooks_and_are_closed(ingest: Served) -> None:
     port = ingest.port
     head = f"POST /webhooks/generic HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
     stop = asyncio.Event()
@@ -131,6 +136,17 @@ async def test_slow_request_heads_do_not_hold_up_legitimate_webhooks(ingest: Ser
         finally:
             writer.close()
 
+    async def silent() -> bool:
+        """A connection that never sends a byte: True once the server has closed it."""
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            return await asyncio.wait_for(reader.read(1), timeout=HEAD_TIMEOUT + 60) == b""
+        except (ConnectionError, OSError):
+            return True
+        finally:
+            writer.close()
+
+    idle = asyncio.create_task(silent())
     slow = [asyncio.create_task(trickle(i)) for i in range(SLOW_CONNECTIONS)]
     latencies: list[float] = []
     statuses: list[int] = []
@@ -153,16 +169,24 @@ async def test_slow_request_heads_do_not_hold_up_legitimate_webhooks(ingest: Ser
             for start in range(0, LEGIT_REQUESTS, 8):  # 8 at a time
                 await asyncio.gather(*(one(n) for n in range(start, min(start + 8, LEGIT_REQUESTS))))
         still_open = sum(1 for c in closed_by_server if not c)
+        deadline = time.monotonic() + HEAD_TIMEOUT + 60
+        while not all(closed_by_server) and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)  # polling the trickles' state until the deadline
+        idle_closed = await idle
     finally:
         stop.set()
         await asyncio.gather(*slow, return_exceptions=True)
+        idle.cancel()
 
     assert statuses == [202] * LEGIT_REQUESTS
+    assert sum(closed_by_server) == SLOW_CONNECTIONS, "the server left unfinished request heads open"
+    assert idle_closed, "the server left a connection that never sent anything open"
     latencies.sort()
     p99 = latencies[int(0.99 * (len(latencies) - 1))]
     print(
         f"\nslow clients: {SLOW_CONNECTIONS} connections sending a request head 3 bytes every 0.1 s "
-        f"({min(sent_bytes)}-{max(sent_bytes)} bytes each, {still_open} still open at the end); "
+        f"({min(sent_bytes)}-{max(sent_bytes)} bytes each, {still_open} still open when the legitimate ones were "
+        f"done, all closed by the server after the {HEAD_TIMEOUT} s head timeout); "
         f"{LEGIT_REQUESTS} signed webhooks beside them, 8 at a time: all 202, "
         f"p50 {statistics.median(latencies) * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms"
     )
