@@ -203,7 +203,7 @@ class Lexicon:
             return []
         shown, folded = prepare(text)
         found = self._terms.find(folded)
-        if not found or all(t.boost or t.stop for _, _, t in found):
+        if not found:
             return []
         segmented = Segmented(folded)
         hits = self._hits(segmented, found)
@@ -296,13 +296,12 @@ class Lexicon:
     ) -> Signal:
         """The signal of one cause from its weight and its hits, sorted strongest first by ``_weight``."""
         top = hits[0]
-        votes = {"ours": 0.0, "customer": 0.0}
-        for h in hits:
-            if h.side in votes:
-                votes[h.side] += h.weight
         side = None
-        if cause == "staff_change" and votes["ours"] != votes["customer"]:
-            side = "ours" if votes["ours"] > votes["customer"] else "customer"
+        if cause == "staff_change":  # whose side: the hits' weights vote
+            ours = sum(h.weight for h in hits if h.side == "ours")
+            customer = sum(h.weight for h in hits if h.side == "customer")
+            if ours != customer:
+                side = "ours" if ours > customer else "customer"
         lo, hi = text.bounds(top.start, top.end, self._languages[top.lang].scope.sentences)
         words = excerpt(shown, top.start, top.end, lo, hi, EXCERPT_LIMIT)
         return Signal(cause, weight, at, event_id, words, side, name or f"text:{cause}")
