@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -71,20 +72,27 @@ def check_content(headers: Headers, *, allow_xml: bool = False) -> str:
     return kind
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int, timeout: float) -> bytes:
     """The raw body, refusing (413) a declared length over ``limit`` at once and stopping the read as soon as
-    more than ``limit`` bytes have arrived."""
+    more than ``limit`` bytes have arrived; 408 when it has not arrived in full within ``timeout`` seconds (a
+    client trickling its body would otherwise hold one of the requests the ingest handles at once for as long as it
+    liked)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.strip().isdigit() and int(declared) > limit:
         raise WebhookError(413, "payload_too_large", f"the body exceeds {limit} bytes")
     chunks: list[bytes] = []
     size = 0
     try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise WebhookError(413, "payload_too_large", f"the body exceeds {limit} bytes")
-            chunks.append(chunk)
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise WebhookError(413, "payload_too_large", f"the body exceeds {limit} bytes")
+                chunks.append(chunk)
     except ClientDisconnect:
         raise WebhookError(400, "client_disconnected", "the body was cut off") from None
+    except TimeoutError:
+        raise WebhookError(
+            408, "body_timeout", f"the body did not arrive in full within {timeout:g} seconds"
+        ) from None
     return b"".join(chunks)

@@ -1,8 +1,8 @@
 """The webhook receiver: ``POST /webhooks/{generic,hubspot,pipedrive}``.
 
 Per request: in-flight bound (429) → source configured (503) → content type (415) → header auth (401) →
-body bounded while reading (413) → signature over the raw body (401) → one strict JSON parse (400) →
-validation and normalization (422; 413 for too many events) → every event published to
+body bounded while reading (413) and in time (408) → signature over the raw body (401) → one strict JSON parse
+(400) → validation and normalization (422; 413 for too many events) → every event published to
 ``crm.deal-changes.v1`` and acknowledged (acks=all) → 202. Bodies refused with 400/422 are authentic, so they
 go to the dead-letter topic with the reason; an unauthenticated body is never written anywhere. When the
 broker does not acknowledge in ``broker_timeout_seconds``: 503 with Retry-After, never 202.
@@ -41,6 +41,9 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         "description": "Malformed body (not UTF-8 JSON, duplicate keys, NaN, too deep, ...); dead-lettered"
     },
     401: {"description": "Missing or wrong signature or credentials, or a timestamp outside 5 minutes"},
+    408: {
+        "description": "The body did not arrive in full within http_body_timeout_seconds; nothing was written"
+    },
     413: {"description": "Body over the size limit, or more events than the batch limit"},
     415: {"description": "Content type is not application/json (UTF-8, uncompressed)"},
     422: {
@@ -138,7 +141,9 @@ class IngestService:
         media = check_content(request.headers, allow_xml=source.accepts_xml)
         try:
             authenticate(source, request, None, utc_now())
-            body = await read_body(request, self.settings.max_body_bytes)
+            body = await read_body(
+                request, self.settings.max_body_bytes, self.settings.http_body_timeout_seconds
+            )
             received_at = utc_now()
             authenticate(source, request, body, received_at)
         except AuthFailure as exc:

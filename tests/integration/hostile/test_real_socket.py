@@ -3,12 +3,13 @@
 Two hundred connections send a request head a few bytes at a time and never finish it, while legitimate signed
 webhooks are sent beside them: every legitimate one must be accepted, the slow ones must cost the server nothing
 but their sockets, and the server must close each of them (and one that never sends a byte) once its head is
-``http_head_timeout_seconds`` late. A body streamed past ``max_body_bytes`` with no declared length is refused with 413
-before the whole body is sent (how far the server read is the in-process tests' measure: here the kernel's
-buffers stand between), and the client reads that 413 instead of a reset (the server closes with a linger:
-``dealwatch/lingering.py``). A body announced over the limit with ``Expect: 100-continue`` is refused before it is
-sent. And the curated hostile bodies, sent three times each, must not raise the worker's peak resident memory by
-50 MiB or more.
+``http_head_timeout_seconds`` late. A body trickled past ``http_body_timeout_seconds`` is answered 408 and gives
+its place among the requests in flight back. A body streamed past ``max_body_bytes`` with no declared length is
+refused with 413 before the whole body is sent (how far the server read is the in-process tests' measure: here the
+kernel's buffers stand between), and the client reads that 413 instead of a reset (the server closes with a
+linger: ``dealwatch/lingering.py``). A body announced over the limit with ``Expect: 100-continue`` is refused
+before it is sent. And the curated hostile bodies, sent three times each, must not raise the worker's peak
+resident memory by 50 MiB or more.
 """
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ PEAK_GROWTH_BOUND = 50 * 1024 * 1024
 HEAD_TIMEOUT = 8
 """``http_head_timeout_seconds`` of the worker under test: long enough for the legitimate webhooks to be sent while
 the slow heads are still open."""
+BODY_TIMEOUT = 4
+"""``http_body_timeout_seconds`` of the worker under test."""
+TRICKLED_BODIES = 20
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,7 @@ def ingest(broker_bootstrap: str, tmp_path: Path) -> Iterator[Served]:
             "DEALWATCH_GENERIC_SECRET": TEST_GENERIC_SECRET,
             "DEALWATCH_MAX_BODY_BYTES": str(MAX_BODY),
             "DEALWATCH_HTTP_HEAD_TIMEOUT_SECONDS": str(HEAD_TIMEOUT),
+            "DEALWATCH_HTTP_BODY_TIMEOUT_SECONDS": str(BODY_TIMEOUT),
         }
     )
     url = f"http://127.0.0.1:{port}"
@@ -215,6 +220,36 @@ async def test_a_streamed_body_over_the_limit_is_refused_before_it_ends(ingest: 
         f"\nstreamed body: 413 before the client had pushed {streamed:,} of {size:,} bytes into its socket (limit "
         f"{MAX_BODY:,}; the kernel buffers a few MB on loopback, so the server read less)"
     )
+
+
+async def test_a_body_trickled_past_its_time_is_refused_with_408_and_frees_its_place(ingest: Served) -> None:
+    port = ingest.port
+    body = event(0)
+    signature = standard_webhooks_headers(TEST_GENERIC_SECRET, body)
+    head = "".join(f"{k}: {v}\r\n" for k, v in signature.items())
+    start = f"POST /webhooks/generic HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {len(body)}\r\n"
+
+    async def trickle() -> bytes:
+        """A signed head and the first half of its body, then nothing: the server's status line."""
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            writer.write(f"{start}{head}\r\n".encode() + body[: len(body) // 2])
+            await writer.drain()
+            return await asyncio.wait_for(reader.readline(), timeout=BODY_TIMEOUT + 60)
+        finally:
+            writer.close()
+
+    statuses = await asyncio.gather(*(trickle() for _ in range(TRICKLED_BODIES)))
+    assert [line.split(b" ")[1:2] for line in statuses] == [[b"408"]] * TRICKLED_BODIES, statuses
+
+    async with httpx.AsyncClient(base_url=ingest.url, timeout=30) as client:
+        answer = await client.post("/webhooks/generic", content=body, headers=signature)
+        assert answer.status_code == 202  # the same body, sent whole: accepted
+        metrics = (await client.get("/metrics")).text
+    in_flight = [
+        line for line in metrics.splitlines() if line.startswith("dealwatch_webhook_requests_in_flight")
+    ]
+    assert in_flight and float(in_flight[0].split()[-1]) == 0.0, in_flight
 
 
 async def asking_first(port: int, body: bytes) -> int:

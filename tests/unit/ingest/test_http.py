@@ -1,10 +1,16 @@
-"""The webhook's JSON answers: compact UTF-8, and valid JSON even for a string UTF-8 cannot carry."""
+"""The webhook's JSON answers: compact UTF-8, and valid JSON even for a string UTF-8 cannot carry; reading a
+body within its size and time limits."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+from typing import Any
 
-from services.ingest.http import WebhookError, json_response
+import pytest
+from starlette.requests import Request
+
+from services.ingest.http import WebhookError, json_response, read_body
 
 
 def test_an_answer_is_compact_utf8_json_with_its_status_and_headers() -> None:
@@ -22,3 +28,36 @@ def test_a_lone_surrogate_is_written_as_an_escape_not_refused() -> None:
         "error": "malformed",
         "detail": "id \ud800 is not text",
     }
+
+
+def _request(chunks: list[bytes], then_wait: bool) -> Request:
+    """A request whose body comes as ``chunks``, then (``then_wait``) never ends, as a client trickling it."""
+    pending = [{"type": "http.request", "body": c, "more_body": True} for c in chunks]
+    never = asyncio.Event()
+
+    async def receive() -> dict[str, Any]:
+        if pending:
+            return pending.pop(0)
+        if then_wait:
+            await never.wait()
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    return Request({"type": "http", "method": "POST", "headers": [], "path": "/"}, receive)
+
+
+async def test_a_body_that_does_not_arrive_in_time_is_refused_with_408() -> None:
+    with pytest.raises(WebhookError) as caught:
+        await read_body(_request([b'{"a":', b"1"], then_wait=True), limit=1024, timeout=0.05)
+    assert caught.value.status == 408
+    assert caught.value.code == "body_timeout"
+
+
+async def test_a_body_that_arrives_in_time_is_read_whole() -> None:
+    body = await read_body(_request([b'{"a":', b"1}"], then_wait=False), limit=1024, timeout=30)
+    assert body == b'{"a":1}'
+
+
+async def test_a_body_over_the_limit_is_refused_with_413_before_the_deadline_matters() -> None:
+    with pytest.raises(WebhookError) as caught:
+        await read_body(_request([b"x" * 600, b"x" * 600], then_wait=True), limit=1024, timeout=30)
+    assert caught.value.status == 413
