@@ -15,7 +15,9 @@ uvicorn has no time limit on a request head: its keep-alive timer stops at the f
 a head a few bytes at a time (or opens a connection and sends nothing) holds its connection for as long as it
 likes. Here a connection must finish each request's head within ``head_timeout`` seconds of opening or of its
 previous answer, or it is closed (as a proxy's header timeout would: nothing can be answered to half a head),
-give or take the second between two looks.
+give or take the second between two looks. And a request's body, once its head is in, must be in within
+``body_timeout`` seconds: the webhooks answer 408 then (``services/ingest/http.py``), and any connection whose body
+is still coming ``BODY_GRACE_SECONDS`` later is closed, whatever the route and whether or not it reads the body.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 SWEEP_SECONDS = 1.0
 """How often the connections are looked at for late request heads and stalled bodies."""
+BODY_GRACE_SECONDS = 3.0
+"""How long past ``body_timeout`` a body may still be coming before the connection is closed: time for the app
+to answer 408 first where it keeps that deadline itself (the webhooks), and the limit for every other route."""
 LINGER_SECONDS = 5.0
 LINGER_BYTES = 32 * 1024 * 1024
 """What a client may still send after its answer before the connection is closed anyway (and reset)."""
@@ -88,8 +93,11 @@ class LingeringH11Protocol(H11Protocol):
     ingest about 3 % of its throughput."""
 
     head_timeout: float = 30.0
+    body_timeout: float = 30.0
     _head_cycle: object = None
     _waiting_since: float = 0.0
+    _body_cycle: object = None
+    _body_since: float = 0.0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(_LingeringTransport(transport, self))  # type: ignore[arg-type]
@@ -109,17 +117,27 @@ class LingeringH11Protocol(H11Protocol):
         self._waiting_since = self.loop.time()
 
     def sweep(self, now: float) -> None:
-        """Close the connection if its request head is late; wake the read of a body that stopped coming."""
+        """Close the connection if its request head is late, or its body later than the app's own deadline
+        (``body_timeout``, after which the ingest answers 408) and a grace; else wake the read of a body that
+        stopped coming, so that the app can look at its clock."""
         if self.transport.is_closing():
             return
         cycle = self.cycle
-        if cycle is self._head_cycle:
-            if self.conn.their_state is h11.IDLE and now - self._waiting_since > self.head_timeout:
-                with contextlib.suppress(h11.LocalProtocolError):
-                    self.conn.send(h11.ConnectionClosed())
-                self.transport.close()
-        elif self.conn.their_state is h11.SEND_BODY and not cycle.response_started:
-            cycle.message_event.set()  # the app's read returns an empty part and looks at its clock
+        their = self.conn.their_state
+        if their is h11.SEND_BODY:
+            if self._body_cycle is not cycle:  # first seen here: timed from this look, a second late at most
+                self._body_cycle, self._body_since = cycle, now
+            elif now - self._body_since > self.body_timeout + BODY_GRACE_SECONDS:
+                self.transport.close()  # any route's body, read or not: the close lingers (see above)
+                return
+            if cycle is not None and not cycle.response_started:
+                cycle.message_event.set()  # the app's read returns an empty part and looks at its clock
+        elif (
+            cycle is self._head_cycle and their is h11.IDLE and now - self._waiting_since > self.head_timeout
+        ):
+            with contextlib.suppress(h11.LocalProtocolError):
+                self.conn.send(h11.ConnectionClosed())
+            self.transport.close()
 
 
 def _sweep(loop: asyncio.AbstractEventLoop, state: Any) -> None:
@@ -135,6 +153,7 @@ def _sweep(loop: asyncio.AbstractEventLoop, state: Any) -> None:
     loop.call_later(SWEEP_SECONDS, _sweep, loop, state)
 
 
-def with_head_timeout(seconds: float) -> type[LingeringH11Protocol]:
-    """The protocol class for uvicorn's ``http`` with its request-head time limit set."""
-    return type("LingeringH11Protocol", (LingeringH11Protocol,), {"head_timeout": float(seconds)})
+def with_time_limits(head_seconds: float, body_seconds: float) -> type[LingeringH11Protocol]:
+    """The protocol class for uvicorn's ``http`` with its time limits on request heads and bodies set."""
+    limits = {"head_timeout": float(head_seconds), "body_timeout": float(body_seconds)}
+    return type("LingeringH11Protocol", (LingeringH11Protocol,), limits)

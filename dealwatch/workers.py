@@ -99,14 +99,14 @@ def serve_metrics(settings: Settings) -> None:
 def serve_http(settings: Settings, parts: list[WebPart]) -> int:
     import uvicorn
 
-    from dealwatch.lingering import with_head_timeout
+    from dealwatch.lingering import with_time_limits
 
     config = uvicorn.Config(
         create_web_app(settings, parts),
         host=settings.http_host,
         port=settings.http_port,
         # uvicorn's h11, closing with a linger when a body is left unread, and with a time limit on request heads
-        http=with_head_timeout(settings.http_head_timeout_seconds),
+        http=with_time_limits(settings.http_head_timeout_seconds, settings.http_body_timeout_seconds),
         h11_max_incomplete_event_size=MAX_HEADER_BYTES,
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,

@@ -125,7 +125,8 @@ class Settings(BaseSettings):
     """How long a connection may take to send a request's head (from opening, or from the previous answer); a
     head still unfinished then (a client trickling it, or one that never sends) closes the connection."""
     http_body_timeout_seconds: float = Field(default=30.0, gt=0)
-    """How long a webhook's body may take to arrive in full after its head; still incomplete then: 408."""
+    """How long a request's body may take to arrive in full after its head: a webhook's is answered 408 then, and
+    any connection whose body is still coming a few seconds later is closed."""
     max_batch_events: int = 1000
     max_json_depth: int = 32
     broker_timeout_seconds: float = 2.0

@@ -28,7 +28,10 @@ from types import SimpleNamespace
 
 import httpx
 import pytest
+import uvicorn
+from fastapi import FastAPI
 
+from dealwatch.lingering import with_time_limits
 from services.common.broker import free_port
 from services.common.settings import Settings
 from tests.conftest import eventually_sync
@@ -250,6 +253,39 @@ async def test_a_body_trickled_past_its_time_is_refused_with_408_and_frees_its_p
         line for line in metrics.splitlines() if line.startswith("dealwatch_webhook_requests_in_flight")
     ]
     assert in_flight and float(in_flight[0].split()[-1]) == 0.0, in_flight
+
+
+async def test_a_body_that_never_ends_closes_its_connection_on_any_route() -> None:
+    """A route that reads its body with no deadline of its own (a JSON body FastAPI parses, as the API's) must not
+    keep a connection whose body never ends: the HTTP server closes it ``BODY_GRACE_SECONDS`` after its limit."""
+    app = FastAPI()
+
+    @app.post("/echo")
+    async def echo(payload: dict[str, int]) -> dict[str, int]:
+        return payload
+
+    port = free_port()
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, http=with_time_limits(30, 1), lifespan="off", log_level="warning"
+    )
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            assert not serving.done(), "the server did not start"
+            await asyncio.sleep(0.02)  # polling the server's own flag
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            head = f"POST /echo HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+            writer.write(f"{head}Content-Length: 100\r\n\r\n".encode() + b'{"a": 1')
+            await writer.drain()
+            rest = await asyncio.wait_for(reader.read(), timeout=60)  # up to the server's close
+        finally:
+            writer.close()
+        assert rest == b"", rest  # closed without an answer: nothing can be answered to half a body
+    finally:
+        server.should_exit = True
+        await serving
 
 
 async def asking_first(port: int, body: bytes) -> int:
