@@ -9,7 +9,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal, Protocol
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Security
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BeforeValidator
 
@@ -87,6 +87,9 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 """What every ``/api`` operation may answer besides its success (FastAPI's own 422 says only the field list)."""
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_ISO_MOMENT = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}([.,][0-9]+)?)?([Zz]|[+-][0-9]{2}:?[0-9]{2})?)?"
+)
 
 
 def _date_text(value: Any) -> Any:
@@ -94,6 +97,22 @@ def _date_text(value: Any) -> Any:
     if isinstance(value, str) and not _ISO_DATE.fullmatch(value):
         raise ValueError("a date as YYYY-MM-DD")
     return value
+
+
+def _moment_text(value: Any) -> Any:
+    """A date-time as RFC 3339 writes it (or a bare date, its midnight in UTC); not epoch seconds, which pydantic
+    would also read."""
+    if isinstance(value, str) and not _ISO_MOMENT.fullmatch(value):
+        raise ValueError("a date-time as RFC 3339 (2026-11-02T09:15:00+09:00) or a date as YYYY-MM-DD")
+    return value
+
+
+def _single_values(request: Request) -> None:
+    """Each query parameter at most once: given twice it is ambiguous (FastAPI would take the last silently)."""
+    params = request.query_params
+    if len(params.multi_items()) != len(params):  # ``len`` counts each name once
+        twice = sorted({key for key in params if len(params.getlist(key)) > 1})
+        raise HTTPException(422, f"query parameters given more than once: {', '.join(twice)}")
 
 
 class ApiContext(Protocol):
@@ -153,7 +172,9 @@ def _bad_cursor() -> HTTPException:
 
 
 def build_router(ctx: ApiContext) -> APIRouter:
-    router = APIRouter(prefix="/api", route_class=MeasuredRoute, responses=ERRORS)
+    router = APIRouter(
+        prefix="/api", route_class=MeasuredRoute, responses=ERRORS, dependencies=[Depends(_single_values)]
+    )
     read = Depends(authorizer(ctx.tokens, "read"))
     write = Depends(authorizer(ctx.tokens, "write"))
 
@@ -166,13 +187,19 @@ def build_router(ctx: ApiContext) -> APIRouter:
         deal_id: DealId = None,
         kind: Kind | None = None,
         cause: Cause | None = None,
-        since: datetime | None = None,
+        since: Annotated[
+            datetime | date | None,
+            Query(description="Only interruptions detected at or after this time (RFC 3339, or a date: UTC)"),
+            BeforeValidator(_moment_text),
+        ] = None,
         status: Literal["open", "resumed"] | None = None,
         cursor: Cursor = None,
         limit: Limit = 100,
     ) -> InterruptionPage:
         where = InterruptionFilter(
-            since=_utc(since) if since else None,
+            since=_utc(since if isinstance(since, datetime) else datetime(*since.timetuple()[:3], tzinfo=UTC))
+            if since
+            else None,
             source=source,
             deal_id=deal_id,
             kind=kind,

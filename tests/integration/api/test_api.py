@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -156,6 +156,27 @@ class TestReading:
         assert deals(await get(client, "/api/interruptions", since=since)) == {"102", "7", "D-3"}
         assert deals(await get(client, "/api/interruptions", status="resumed")) == {"D-2"}
         assert deals(await get(client, "/api/interruptions", deal_id="7", source="pipedrive")) == {"7"}
+
+    async def test_interruptions_since_is_a_date_time_or_a_date_never_a_number(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        day = (NOW + timedelta(days=3)).date()
+        by_date = await get(client, "/api/interruptions", since=day.isoformat())
+        at_midnight = datetime(day.year, day.month, day.day, tzinfo=UTC).isoformat()
+        assert by_date == await get(client, "/api/interruptions", since=at_midnight)
+        for number in ("0", "0.0", "1700000000", "-1"):
+            answer = await client.get("/api/interruptions", params={"since": number}, headers=auth(ALL))
+            assert answer.status_code == 422, (number, answer.text)
+
+    async def test_a_query_parameter_given_twice_is_refused(self, client: httpx.AsyncClient) -> None:
+        for path, params in (
+            ("/api/interruptions", [("deal_id", "7"), ("deal_id", "D-1")]),
+            ("/api/tasks", [("status", "open"), ("limit", "5"), ("status", "done")]),
+        ):
+            answer = await client.get(path, params=params, headers=auth(ALL))
+            assert answer.status_code == 422, answer.text
+            assert "given more than once" in answer.json()["detail"]
+        assert (await client.get("/api/tasks", params={"limit": "5"}, headers=auth(ALL))).status_code == 200
 
     async def test_tasks_filter_by_deal_assignee_and_status(self, client: httpx.AsyncClient) -> None:
         task = await task_of(client, "generic", "D-1")
