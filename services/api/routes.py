@@ -167,6 +167,13 @@ def _utc(at: datetime) -> datetime:
         )
 
 
+def _since(value: datetime | date) -> datetime:
+    """A ``since`` in UTC: a bare date is its midnight in UTC."""
+    if not isinstance(value, datetime):
+        value = datetime(value.year, value.month, value.day, tzinfo=UTC)
+    return _utc(value)
+
+
 def _bad_cursor() -> HTTPException:
     return HTTPException(400, "invalid cursor")
 
@@ -197,9 +204,7 @@ def build_router(ctx: ApiContext) -> APIRouter:
         limit: Limit = 100,
     ) -> InterruptionPage:
         where = InterruptionFilter(
-            since=_utc(since if isinstance(since, datetime) else datetime(*since.timetuple()[:3], tzinfo=UTC))
-            if since
-            else None,
+            since=_since(since) if since else None,
             source=source,
             deal_id=deal_id,
             kind=kind,

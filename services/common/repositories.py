@@ -14,7 +14,7 @@ import binascii
 import json
 import random
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -216,6 +216,15 @@ def ensure_schema(engine: Engine, attempts: int = 6) -> None:
             if attempt == attempts - 1:
                 raise
             time.sleep(0.05 * 2**attempt * (1 + random.random()))
+
+
+def _equal_to(matches: Iterable[tuple[Any, str | None]]) -> list[Any] | None:
+    """The conditions ``column == value`` of the filters given (a value of None: no filter); None when a value
+    cannot be stored (a NUL character), so that nothing can match it."""
+    pairs = list(matches)
+    if not storable(*(v for _, v in pairs)):
+        return None
+    return [c == v for c, v in pairs if v is not None]
 
 
 def _keyset(position: Any, row_id: Any, cursor: str | None) -> list[ColumnElement[bool]]:
@@ -422,9 +431,9 @@ class SqlAlchemyStore:
             (t.status, where.status),
             (t.owner_id, where.owner),
         )
-        if not storable(*(v for _, v in matches)):
+        conds = _equal_to(matches)
+        if conds is None:
             return Page([], None)
-        conds: list[Any] = [c == v for c, v in matches if v is not None]
         if where.since is not None:
             conds.append(t.detected_at >= as_utc(where.since))
         conds += _keyset(t.detected_at, t.id, cursor)
@@ -456,9 +465,9 @@ class SqlAlchemyStore:
             (t.kind, where.kind),
             (t.interruption_id, where.interruption_id),
         )
-        if not storable(*(v for _, v in matches)):
+        conds = _equal_to(matches)
+        if conds is None:
             return Page([], None)
-        conds: list[Any] = [c == v for c, v in matches if v is not None]
         conds += _keyset(t.created_at, t.id, cursor)
         stmt: Select[Any] = (
             select(t.id, t.created_at, t.body).where(*conds).order_by(t.created_at, t.id).limit(limit + 1)

@@ -81,21 +81,20 @@ class Language:
         """No modifier cue within reach of the hit, whatever its clause: the clause can only narrow the windows
         that ``modifier`` searches, and when every clause break begins and ends with a character that is not a
         letter or a digit, narrowing them cannot make a cue appear (its word boundaries stay what they were)."""
-        if not self.scope.plain_breaks:
-            return False
         s = self.scope
-        before = folded[max(0, start - s.pre_chars) : start]
-        return (
-            self.pre.regex.search(before) is None
-            and self.after_cue.search(folded[end : end + s.post_chars]) is None
+        return s.plain_breaks and self._no_cue(
+            folded[max(0, start - s.pre_chars) : start], folded[end : end + s.post_chars]
         )
+
+    def _no_cue(self, before: str, after: str) -> bool:
+        return self.pre.regex.search(before) is None and self.after_cue.search(after) is None
 
     def modifier(self, folded: str, start: int, end: int, lo: int, hi: int) -> float:
         """The smallest factor among the modifiers whose cues surround the hit in its clause (1.0: none)."""
         s = self.scope
         before = folded[max(lo, start - s.pre_chars) : start]
         after = folded[end : min(hi, end + s.post_chars)]
-        if self.pre.regex.search(before) is None and self.after_cue.search(after) is None:
+        if self._no_cue(before, after):
             return 1.0
         found = self.pre.found_in(before) + self.post.found_in(after)
         found.extend(self.post_start.starts(after.lstrip()))
