@@ -7,7 +7,15 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from services.detector.domain.causes import Classification, Facts, Lexicon, Signal, classify, rank_for_keeping
+from services.detector.domain.causes import (
+    Classification,
+    Facts,
+    Lexicon,
+    Signal,
+    classify,
+    rank_for_keeping,
+    verdict,
+)
 from services.detector.domain.config import DetectorConfig
 from services.detector.domain.event import Event, check, parse_time, section, text
 from services.detector.domain.fold import fold_activity, fold_contact, fold_deal_fields
@@ -183,9 +191,10 @@ class Detector:
             lo, hi = self._window(ep.kind, ep.at)
             if not lo <= newest <= hi:
                 continue
-            found = self._classify(state, ep.kind, ep.at)
-            if (found.cause, found.side) == (ep.cause, ep.side):
+            facts, window = self._evidence(state, ep.kind, ep.at)
+            if verdict(facts, window) == (ep.cause, ep.side):
                 continue
+            found = classify(facts, window)
             ep.cause, ep.side, ep.revision = found.cause, found.side, ep.revision + 1
             out.append(
                 Opened(
@@ -231,14 +240,13 @@ class Detector:
         hi = float("inf") if kind == "went_quiet" else at + self.cfg.revise_window_seconds
         return at - self.cfg.signal_window_seconds, hi
 
-    def _classify(self, state: DealState, kind: str, at: float) -> Classification:
+    def _evidence(self, state: DealState, kind: str, at: float) -> tuple[Facts, list[list[Any]]]:
+        """An interruption's facts and the kept signals in its window, as ``classify`` takes them."""
         lo, hi = self._window(kind, at)
-        window = [
-            Signal(s[0], s[1], s[2], s[3], s[4], s[5], s[6] or f"text:{s[0]}")
-            for s in state.signals
-            if lo <= s[2] <= hi
-        ]
-        return classify(self.facts(state, kind, at), window)
+        return self.facts(state, kind, at), [s for s in state.signals if lo <= s[2] <= hi]
+
+    def _classify(self, state: DealState, kind: str, at: float) -> Classification:
+        return classify(*self._evidence(state, kind, at))
 
     # ------------------------------------------------------------------ quiet deals
 

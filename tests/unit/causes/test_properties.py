@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.detector.domain.causes import CAUSES, Facts, Lexicon, Signal, classify
+from services.detector.domain.causes import CAUSES, Facts, Lexicon, Signal, classify, verdict
 from tests.unit.causes.conftest import DAY, T0
 
 LEXICON = Lexicon.load(competitors=("TrackStar",))
@@ -82,3 +82,18 @@ def test_classify_on_any_facts_gives_a_well_formed_answer(facts: Facts, kept: li
     assert result.cause not in alternatives
     assert [p for _, p in result.alternatives] == sorted((p for _, p in result.alternatives), reverse=True)
     assert all(0.0 <= p <= 1.0 for _, p in result.alternatives)
+
+
+@settings(max_examples=300, deadline=None)
+@given(facts=facts, kept=st.lists(signals, max_size=6))
+def test_the_verdict_alone_is_the_cause_and_side_classify_gives(facts: Facts, kept: list[Signal]) -> None:
+    result = classify(facts, kept, lexicon=LEXICON)
+    assert verdict(facts, kept, lexicon=LEXICON) == (result.cause, result.side)
+
+
+@settings(max_examples=200, deadline=None)
+@given(facts=facts, kept=st.lists(signals, max_size=6))
+def test_signals_as_a_deal_state_keeps_them_classify_alike(facts: Facts, kept: list[Signal]) -> None:
+    """The detector hands ``classify`` its stored lists, the signal's name left out when it is ``text:<cause>``."""
+    stored = [[*s[:6], None if s.signal == f"text:{s.cause}" else s.signal] for s in kept]
+    assert classify(facts, stored) == classify(facts, kept)

@@ -6,7 +6,7 @@ keeps a few per deal (``rank_for_keeping``) and ``classify`` weighs them with th
 in ``data/causes_rules.toml``. Pure: no clock, no I/O beyond reading the package's data files.
 """
 
-from services.detector.domain.causes.classify import classify, rank_for_keeping
+from services.detector.domain.causes.classify import classify, rank_for_keeping, verdict
 from services.detector.domain.causes.lexicon import Lexicon
 from services.detector.domain.causes.model import CAUSES, Classification, Facts, Signal
 from services.detector.domain.causes.rules import Rules, default_rules
@@ -21,4 +21,5 @@ __all__ = [
     "classify",
     "default_rules",
     "rank_for_keeping",
+    "verdict",
 ]

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from services.detector.domain.causes.lexicon import Lexicon
 from services.detector.domain.causes.model import CAUSES, Classification, Facts, Signal
-from services.detector.domain.causes.rules import DAY, Rules, default_rules, describe, render
+from services.detector.domain.causes.rules import DAY, Rules, Value, default_rules, describe, render
 
 Evidence = tuple[str | None, str, str]
 _SCORABLE = frozenset(c for c in CAUSES if c != "unknown")
@@ -22,28 +22,106 @@ K = TypeVar("K", bound=Sequence[Any])
 @dataclass(frozen=True, slots=True)
 class _Item:
     weight: float
-    evidence: Evidence
+    event_id: str | None
+    signal: str
+    excerpt: str
+    """The words themselves, or for a rule the template of its excerpt (``rendered``)."""
     side: str | None
+    rendered: bool = False
+
+    def evidence(self, view: Mapping[str, Value]) -> Evidence:
+        excerpt = render(self.excerpt, view) if self.rendered else self.excerpt
+        return self.event_id, self.signal, excerpt
+
+
+@dataclass(frozen=True, slots=True)
+class _Scores:
+    """Every cause's evidence and score for one interruption: what ``classify`` and ``verdict`` decide from."""
+
+    facts: Facts
+    rules: Rules
+    view: dict[str, Value]
+    items: dict[str, list[_Item]]
+    scores: dict[str, float]
+    ranked: list[str]
+    total: float
+    thin: float
+
+    @property
+    def unknown(self) -> bool:
+        return not self.ranked or self.total < self.rules.unknown_below
+
+    def side(self) -> str | None:
+        best = self.ranked[0]
+        if best != "staff_change":
+            return None
+        return _side(self.items[best], self.rules.default_side.get(self.facts.kind, "customer"))
 
 
 def classify(
-    facts: Facts, signals: Sequence[Signal], rules: Rules | None = None, lexicon: Lexicon | None = None
+    facts: Facts,
+    signals: Sequence[Signal | Sequence[Any]],
+    rules: Rules | None = None,
+    lexicon: Lexicon | None = None,
 ) -> Classification:
     """The cause of an interruption from the deal's kept signals and its facts.
 
-    With a ``lexicon``, a lost reason in the facts that no kept signal came from is read here as well.
+    ``signals``: ``Signal`` tuples, or the lists a deal's state keeps them as (the same fields in the same order,
+    the signal's name ``None`` for ``text:<cause>``). With a ``lexicon``, a lost reason in the facts that no kept
+    signal came from is read here as well.
 
     Each signal counts by its weight and by how close it came before the interruption (``[relevance]``);
     the rules add structural evidence. Confidence is the primary cause's share of all evidence, lowered when
     the evidence is thin; ``unknown`` (confidence at most 0.5) when there is too little evidence of anything.
     Evidence always holds at least the interruption's own trigger.
     """
-    r = rules or default_rules()
-    if (
-        lexicon is not None
-        and facts.lost_reason
-        and not any(s.signal == "field:lost_reason" for s in signals)
-    ):
+    sc = _score(facts, signals, rules or default_rules(), lexicon)
+    r, items, ranked, view = sc.rules, sc.items, sc.ranked, sc.view
+    trigger_signal, trigger_text = r.trigger(facts, view)
+    trigger: Evidence = (facts.event_id, trigger_signal, trigger_text)
+
+    def share(cause: str) -> float:
+        return round(sc.scores[cause] / sc.total * sc.thin, 3)
+
+    if sc.unknown:
+        hints = [i.evidence(view) for c in ranked for i in items[c]]
+        alternatives = tuple((c, share(c)) for c in ranked[: r.alternatives])
+        return Classification(
+            "unknown",
+            None,
+            round(0.5 * (1.0 - sc.thin), 3),
+            alternatives,
+            _evidence([trigger, *hints], r.evidence),
+        )
+    best = ranked[0]
+    supporting = [i.evidence(view) for i in sorted(items[best], key=lambda i: -i.weight)[: r.evidence - 1]]
+    return Classification(
+        best,
+        sc.side(),
+        share(best),
+        tuple((c, share(c)) for c in ranked[1 : 1 + r.alternatives]),
+        _evidence([*supporting, trigger], r.evidence),
+    )
+
+
+def verdict(
+    facts: Facts,
+    signals: Sequence[Signal | Sequence[Any]],
+    rules: Rules | None = None,
+    lexicon: Lexicon | None = None,
+) -> tuple[str, str | None]:
+    """The primary cause and side ``classify`` gives, without writing its evidence: enough to tell whether new
+    signals change an interruption's cause."""
+    sc = _score(facts, signals, rules or default_rules(), lexicon)
+    if sc.unknown:
+        return "unknown", None
+    return sc.ranked[0], sc.side()
+
+
+def _score(
+    facts: Facts, signals: Sequence[Signal | Sequence[Any]], r: Rules, lexicon: Lexicon | None
+) -> _Scores:
+    if lexicon is not None and facts.lost_reason and not any(s[6] == "field:lost_reason" for s in signals):
         reason = lexicon.extract(
             facts.lost_reason,
             event_id=facts.event_id or "",
@@ -56,48 +134,23 @@ def classify(
     items: dict[str, list[_Item]] = {}
     relevance = r.relevance_of(facts.kind)
     for s in signals:
-        if s.cause not in _SCORABLE or s.weight <= 0:
+        cause = s[0]
+        if cause not in _SCORABLE or s[1] <= 0:
             continue
-        weight = s.weight * relevance.factor(facts.at - s.at)
+        weight = s[1] * relevance.factor(facts.at - s[2])
         if weight > 0:
-            items.setdefault(s.cause, []).append(_Item(weight, (s.event_id, s.signal, s.excerpt), s.side))
+            items.setdefault(cause, []).append(_Item(weight, s[3], s[6] or f"text:{cause}", s[4], s[5]))
     for rule in r.rules:
         weight = rule.score(facts.kind, view)
         if weight > 0:
             event_id = facts.event_id if rule.trigger else None
-            evidence = (event_id, rule.signal, render(rule.excerpt, view))
-            items.setdefault(rule.cause, []).append(_Item(weight, evidence, rule.side))
-
+            item = _Item(weight, event_id, rule.signal, rule.excerpt, rule.side, rendered=True)
+            items.setdefault(rule.cause, []).append(item)
     scores = {cause: _combined((i.weight for i in found), r.repeat) for cause, found in items.items()}
     total = sum(scores.values())
     thin = total / (total + r.thin) if total > 0 else 0.0
     ranked = sorted(scores, key=lambda c: (-scores[c], r.priority.index(c)))
-    trigger_signal, trigger_text = r.trigger(facts, view)
-    trigger: Evidence = (facts.event_id, trigger_signal, trigger_text)
-
-    def share(cause: str) -> float:
-        return round(scores[cause] / total * thin, 3)
-
-    if not ranked or total < r.unknown_below:
-        hints = [i.evidence for c in ranked for i in items[c]]
-        alternatives = tuple((c, share(c)) for c in ranked[: r.alternatives])
-        return Classification(
-            "unknown",
-            None,
-            round(0.5 * (1.0 - thin), 3),
-            alternatives,
-            _evidence([trigger, *hints], r.evidence),
-        )
-    best = ranked[0]
-    side = _side(items[best], r.default_side.get(facts.kind, "customer")) if best == "staff_change" else None
-    supporting = [i.evidence for i in sorted(items[best], key=lambda i: -i.weight)]
-    return Classification(
-        best,
-        side,
-        share(best),
-        tuple((c, share(c)) for c in ranked[1 : 1 + r.alternatives]),
-        _evidence([*supporting[: r.evidence - 1], trigger], r.evidence),
-    )
+    return _Scores(facts, r, view, items, scores, ranked, total, thin)
 
 
 def rank_for_keeping(signals: Iterable[K], limit: int) -> list[K]:
@@ -114,30 +167,38 @@ def rank_for_keeping(signals: Iterable[K], limit: int) -> list[K]:
     best: dict[tuple[str, str], K] = {}
     for s in signals:
         key = (s[3], s[0])
-        if key not in best or s[1] > best[key][1]:
+        old = best.get(key)
+        if old is None or s[1] > old[1]:
             best[key] = s
     if not best:
         return []
-    newest = max(s[2] for s in best.values())
+    newest = max([s[2] for s in best.values()])
     pow_ = math.pow
-
     # Each signal's key once (this runs for every event with text); keys are unique, so no signal is compared.
+    # The newest signal is the latest, so no age is negative.
     ordered = sorted(
-        ((-(s[1] * pow_(0.5, max(newest - s[2], 0.0) / _KEEP_HALF_LIFE)), -s[2], s[3], s[0]), s)
-        for s in best.values()
+        [
+            ((-(s[1] * pow_(0.5, (newest - s[2]) / _KEEP_HALF_LIFE)), -s[2], s[3], s[0]), s)
+            for s in best.values()
+        ]
     )
-    counts: dict[str, int] = {}
-    first: list[tuple[tuple[float, float, str, str], K]] = []
-    later: list[tuple[tuple[float, float, str, str], K]] = []
-    for keyed in ordered:
-        cause = keyed[0][3]
-        counts[cause] = counts.get(cause, 0) + 1
-        (first if counts[cause] <= KEEP_PER_CAUSE else later).append(keyed)
-    if later:  # some waited behind a chatty cause: the ones kept go back in rank order
-        kept = (first + later)[:limit]
-        kept.sort(key=lambda keyed: keyed[0])
-        return [s for _, s in kept]
-    return [s for _, s in first[:limit]]
+    if len(ordered) > KEEP_PER_CAUSE:
+        counts: dict[str, int] = {}
+        first: list[tuple[tuple[float, float, str, str], K]] = []
+        later: list[tuple[tuple[float, float, str, str], K]] = []
+        for keyed in ordered:
+            cause = keyed[0][3]
+            n = counts[cause] = counts.get(cause, 0) + 1
+            (first if n <= KEEP_PER_CAUSE else later).append(keyed)
+        if later:  # some waited behind a chatty cause: the ones kept go back in rank order
+            kept = (first + later)[:limit]
+            kept.sort(key=_first)
+            return [s for _, s in kept]
+    return [s for _, s in ordered[:limit]]
+
+
+def _first(keyed: tuple[Any, Any]) -> Any:
+    return keyed[0]
 
 
 def _combined(weights: Iterable[float], repeat: float) -> float:

@@ -27,6 +27,12 @@ _PUNCT = str.maketrans(
 """Quotes and hyphens unified; underscores, slashes and the Japanese middle dot become spaces."""
 _PUNCT_ASCII = tuple(chr(c) for c in _PUNCT if c < 128)
 """The ASCII characters ``_PUNCT`` changes: an ASCII text without them is left as it is, without a copy."""
+_STABLE = "\x00-\x7f\u3001-\u3003\u300c-\u3011\u301c\u3041-\u3096\u30a1-\u30fa\u30fc\u4e00-\u9fff"
+"""ASCII, kana, the common CJK ideographs and Japanese punctuation: characters NFKC leaves as they are and never
+combines with a neighbour, and that ``_PUNCT`` leaves but for ASCII ones (checked one by one in the tests)."""
+_UNSTABLE = re.compile(f"[^{_STABLE}]")
+"""A character that NFKC or ``_PUNCT`` might change: a text with none needs neither (most Japanese notes), and one
+scan over it costs less than normalising it."""
 _WORD_HYPHEN = re.compile(r"(?<=\w)-(?=\w)")
 """A hyphen inside a word reads as a space ("follow-up" = "follow up"); a spaced one stays a clause break."""
 _TAG = re.compile(r"<[^<>]{0,300}>")
@@ -46,7 +52,7 @@ def prepare(text: str) -> tuple[str, str]:
         text = _TAG.sub(" ", text)
     if "&" in text:
         text = html.unescape(text)
-    if not text.isascii():
+    if not text.isascii() and _UNSTABLE.search(text) is not None:
         text = unicodedata.normalize("NFKC", text).translate(_PUNCT)
     elif any(ch in text for ch in _PUNCT_ASCII):
         text = text.translate(_PUNCT)
