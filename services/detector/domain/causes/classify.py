@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from services.detector.domain.causes.lexicon import Lexicon
 from services.detector.domain.causes.model import CAUSES, Classification, Facts, Signal
@@ -19,8 +18,7 @@ _KEEP_HALF_LIFE = KEEP_HALF_LIFE_DAYS * DAY
 K = TypeVar("K", bound=Sequence[Any])
 
 
-@dataclass(frozen=True, slots=True)
-class _Item:
+class _Item(NamedTuple):
     weight: float
     event_id: str | None
     signal: str
@@ -34,8 +32,7 @@ class _Item:
         return self.event_id, self.signal, excerpt
 
 
-@dataclass(frozen=True, slots=True)
-class _Scores:
+class _Scores(NamedTuple):
     """Every cause's evidence and score for one interruption: what ``classify`` and ``verdict`` decide from."""
 
     facts: Facts
