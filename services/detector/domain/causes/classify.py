@@ -8,7 +8,7 @@ from typing import Any, NamedTuple, TypeVar
 
 from services.detector.domain.causes.lexicon import Lexicon
 from services.detector.domain.causes.model import CAUSES, Classification, Facts, Signal
-from services.detector.domain.causes.rules import DAY, Rules, Value, default_rules, describe, render
+from services.detector.domain.causes.rules import DAY, Rules, Shown, Value, default_rules, describe, render
 
 Evidence = tuple[str | None, str, str]
 _SCORABLE = frozenset(c for c in CAUSES if c != "unknown")
@@ -73,7 +73,7 @@ def classify(
     Evidence always holds at least the interruption's own trigger.
     """
     sc = _score(facts, signals, rules or default_rules(), lexicon)
-    r, items, ranked, view = sc.rules, sc.items, sc.ranked, sc.view
+    r, items, ranked, view = sc.rules, sc.items, sc.ranked, Shown(sc.view)
     trigger_signal, trigger_text = r.trigger(facts, view)
     trigger: Evidence = (facts.event_id, trigger_signal, trigger_text)
 

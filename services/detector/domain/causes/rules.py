@@ -73,14 +73,23 @@ def describe(f: Facts) -> dict[str, Value]:
     }
 
 
-class _Shown(dict[str, Value]):
-    def __missing__(self, key: str) -> str:
-        return "?"
+class Shown(dict[str, Value]):
+    """A view's values as excerpts show them (numbers without trailing zeros), ``?`` for an unknown one; each
+    formatted when a template first asks for it (a template names two or three of the view's values)."""
+
+    def __init__(self, view: Mapping[str, Value]):
+        super().__init__()
+        self.view = view
+
+    def __missing__(self, key: str) -> Value:
+        value = self.view.get(key)
+        out = "?" if value is None else f"{value:g}" if isinstance(value, float) else value
+        self[key] = out
+        return out
 
 
 def render(template: str, view: Mapping[str, Value]) -> str:
-    shown = _Shown({k: (f"{v:g}" if isinstance(v, float) else v) for k, v in view.items() if v is not None})
-    text = template.format_map(shown)
+    text = template.format_map(view if isinstance(view, Shown) else Shown(view))
     return text if len(text) <= EXCERPT_LIMIT else text[: EXCERPT_LIMIT - 1] + "…"
 
 
