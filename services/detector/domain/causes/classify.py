@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from operator import itemgetter
 from typing import Any, NamedTuple, TypeVar
 
 from services.detector.domain.causes.lexicon import Lexicon
@@ -23,12 +24,12 @@ class _Item(NamedTuple):
     event_id: str | None
     signal: str
     excerpt: str
-    """The words themselves, or for a rule the template of its excerpt (``rendered``)."""
+    """The words themselves, or for a rule the template its excerpt is rendered from (``template``)."""
     side: str | None
-    rendered: bool = False
+    template: bool = False
 
     def evidence(self, view: Mapping[str, Value]) -> Evidence:
-        excerpt = render(self.excerpt, view) if self.rendered else self.excerpt
+        excerpt = render(self.excerpt, view) if self.template else self.excerpt
         return self.event_id, self.signal, excerpt
 
 
@@ -141,7 +142,7 @@ def _score(
         weight = rule.score(facts.kind, view)
         if weight > 0:
             event_id = facts.event_id if rule.trigger else None
-            item = _Item(weight, event_id, rule.signal, rule.excerpt, rule.side, rendered=True)
+            item = _Item(weight, event_id, rule.signal, rule.excerpt, rule.side, template=True)
             items.setdefault(rule.cause, []).append(item)
     scores = {cause: _combined((i.weight for i in found), r.repeat) for cause, found in items.items()}
     total = sum(scores.values())
@@ -189,13 +190,9 @@ def rank_for_keeping(signals: Iterable[K], limit: int) -> list[K]:
             (first if n <= KEEP_PER_CAUSE else later).append(keyed)
         if later:  # some waited behind a chatty cause: the ones kept go back in rank order
             kept = (first + later)[:limit]
-            kept.sort(key=_first)
+            kept.sort(key=itemgetter(0))
             return [s for _, s in kept]
     return [s for _, s in ordered[:limit]]
-
-
-def _first(keyed: tuple[Any, Any]) -> Any:
-    return keyed[0]
 
 
 def _combined(weights: Iterable[float], repeat: float) -> float:

@@ -225,14 +225,13 @@ class Lexicon:
         ]
 
     def _hits(self, text: Segmented, found: list[tuple[int, int, Term]]) -> dict[str, list[_Hit]]:
-        boosters = [hit for hit in found if hit[2].boost]
-        boosted = {t.cause for _, _, t in boosters} if boosters else ()
+        boosters = [(s, e, t) for s, e, t in found if t.boost]
+        boosted = {t.cause for _, _, t in boosters}
         hits: dict[str, list[_Hit]] = {}
-        languages = self._languages
         for start, end, term in found:
             if term.boost or term.stop or (term.weight <= 0.0 and term.cause not in boosted):
                 continue
-            lang = languages[term.lang]
+            lang = self._languages[term.lang]
             weight = term.weight
             # Without a booster of its cause in the text, the clause matters only if a modifier cue is near the hit.
             boost = term.cause in boosted
