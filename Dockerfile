@@ -18,7 +18,13 @@ RUN mkdir -p schemas services dealwatch \
 COPY schemas ./schemas
 COPY services ./services
 COPY dealwatch ./dealwatch
-RUN pip install --no-deps . \
+# gcc compiles the cause lexicon's phrase scanner (services/detector/domain/causes/_scan.c), then goes again.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && pip install --no-deps . \
+    && (cd / && python -c "from services.detector.domain.causes.text import NATIVE; assert NATIVE, 'no scanner'") \
+    && apt-get purge -y --auto-remove gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin dealwatch \
     && mkdir -p /app/var \
     && chown dealwatch /app/var

@@ -7,7 +7,6 @@ hedges, passing mentions, boosters and whose side a staff change is on.
 
 from __future__ import annotations
 
-import re
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -73,7 +72,7 @@ class Language:
     post: LiteralSet[float]
     post_start: LiteralSet[float]
     sides: LiteralSet[tuple[str, float]]
-    after_cue: re.Pattern[str]
+    after_cue: LiteralSet[float]
     """The cues of ``post`` and ``post_start`` in one regex: a hit with no cue before it and none of these after
     it (nearly every hit) is left as it is after two searches."""
 
@@ -82,19 +81,18 @@ class Language:
         that ``modifier`` searches, and when every clause break begins and ends with a character that is not a
         letter or a digit, narrowing them cannot make a cue appear (its word boundaries stay what they were)."""
         s = self.scope
-        return s.plain_breaks and self._no_cue(
-            folded[max(0, start - s.pre_chars) : start], folded[end : end + s.post_chars]
+        return (
+            s.plain_breaks
+            and not self.pre.search(folded, max(0, start - s.pre_chars), start)
+            and not self.after_cue.search(folded, end, end + s.post_chars)
         )
-
-    def _no_cue(self, before: str, after: str) -> bool:
-        return self.pre.regex.search(before) is None and self.after_cue.search(after) is None
 
     def modifier(self, folded: str, start: int, end: int, lo: int, hi: int) -> float:
         """The smallest factor among the modifiers whose cues surround the hit in its clause (1.0: none)."""
         s = self.scope
         before = folded[max(lo, start - s.pre_chars) : start]
         after = folded[end : min(hi, end + s.post_chars)]
-        if self._no_cue(before, after):
+        if not self.pre.search(before) and not self.after_cue.search(after):
             return 1.0
         found = self.pre.found_in(before) + self.post.found_in(after)
         found.extend(self.post_start.starts(after.lstrip()))
@@ -104,17 +102,14 @@ class Language:
         """Whose person the hit is about, from side cues in its sentence, nearer cues counting more."""
         lo, hi = text.bounds(start, end, self.scope.sentences)
         ours = customer = 0.0
-        values_of = self.sides.values_of
-        for m in self.sides.regex.finditer(text.text, lo, hi):
-            s, e = m.span()
+        for s, e, (side, weight) in self.sides.find(text.text, lo, hi):
             if s < end and e > start:
                 continue
             near = 1.0 + max(start - e if e <= start else s - end, 0) / 15.0
-            for side, weight in values_of(m.group()):
-                if side == "ours":
-                    ours += weight / near
-                else:
-                    customer += weight / near
+            if side == "ours":
+                ours += weight / near
+            else:
+                customer += weight / near
         if ours == customer:
             return None
         return "ours" if ours > customer else "customer"
@@ -344,7 +339,7 @@ def _language(raw: Mapping[str, Any], path: Path) -> Language:
         LiteralSet(post),
         LiteralSet(post_start),
         LiteralSet(side_entries),
-        LiteralSet([*post, *post_start]).regex,
+        LiteralSet([*post, *post_start]),
     )
 
 

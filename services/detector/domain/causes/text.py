@@ -10,10 +10,19 @@ import html
 import re
 import unicodedata
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from itertools import product
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
+
+try:
+    from services.detector.domain.causes import _scan
+
+    NATIVE = True
+    """Whether the compiled phrase scanner is built; the tests require it."""
+except ImportError:  # not built (no C compiler where it was installed): the regexes find the same, slower
+    NATIVE = False
 
 V = TypeVar("V")
 _Node = dict[str, "_Node"]
@@ -104,7 +113,8 @@ def is_alnum(ch: str) -> bool:
 
 
 def _trie_source(items: Iterable[Phrase]) -> str:
-    """One regex for all phrases: a trie, longest phrase first at every branch, ASCII words bounded.
+    """One regex for all phrases: a trie, longest phrase first at every branch, ASCII words bounded. The
+    reference for the compiled scanner (``_scan.c``), and its stand-in where that is not built.
 
     Every top-level branch starts with its literal first character (an ASCII word's left boundary is checked
     just after it), so the regex engine can skip positions whose character starts no phrase. The engine tries a
@@ -147,10 +157,62 @@ def _trie_source(items: Iterable[Phrase]) -> str:
     return "|".join(groups)
 
 
-class LiteralSet(Generic[V]):
-    """Phrases mapped to values, found in one pass of one compiled regex."""
+_END, _BOUND, _WILD = 1, 2, 3
+"""How a phrase ends in the compiled trie (see ``_scan.c``): anywhere, before no ASCII letter or digit, or
+going on over them (a trailing ``*``)."""
 
-    def __init__(self, entries: Iterable[tuple[Phrase, V]]):
+
+def _compiled(phrases: Mapping[tuple[str, bool], int], values: list[tuple[Any, ...]], plain: bool) -> Any:
+    """The compiled trie of ``phrases`` ((text, wild) -> value id), its nodes and edges flattened breadth first.
+    A ``plain`` trie ends every phrase anywhere and bounds no word (clause breaks)."""
+    children: list[dict[str, int]] = [{}]
+    ends: list[list[int]] = [[-1, -1]]
+    last = [""]
+    for (text, wild), vid in phrases.items():
+        node = 0
+        for ch in text:
+            nxt = children[node].get(ch)
+            if nxt is None:
+                nxt = children[node][ch] = len(children)
+                children.append({})
+                ends.append([-1, -1])
+                last.append(ch)
+            node = nxt
+        ends[node][1 if wild else 0] = vid
+    nodes: list[int] = []
+    chars: list[int] = []
+    kids: list[int] = []
+    for node, edges in enumerate(children):
+        exact_id, wild_id = ends[node]
+        if exact_id < 0 and wild_id < 0:
+            term = 0
+        elif plain or not is_alnum(last[node]):
+            term = _END
+        else:
+            term = _WILD if wild_id >= 0 else _BOUND
+        nodes += [len(chars), len(edges), exact_id, wild_id, term]
+        for ch in sorted(edges):
+            chars.append(ord(ch))
+            kids.append(edges[ch])
+    depth = max((len(text) for text, _ in phrases), default=1)
+    return _scan.Trie(nodes, chars, kids, values, depth, plain)
+
+
+class LiteralSet(Generic[V]):
+    """Phrases mapped to values, found in one pass: by the compiled trie of ``_scan`` where it is built (``make
+    setup`` builds it), else by one regex (``_trie_source``) that finds the same."""
+
+    find: Callable[..., list[tuple[int, int, V]]]
+    """``find(text, lo=0, hi=len)``: every hit in ``text[lo:hi]`` as (start, end, value), in order; a character
+    before ``lo`` still bounds a word (a regex's ``finditer(text, lo, hi)``)."""
+    search: Callable[..., bool]
+    """``search(text, lo=0, hi=len)``: whether the slice ``text[lo:hi]`` holds a phrase."""
+    found_in: Callable[[str], list[V]]
+    """The values of every phrase in a short text (a window around a hit)."""
+    starts: Callable[[str], Sequence[V]]
+    """The values of the phrase the text begins with, if any."""
+
+    def __init__(self, entries: Iterable[tuple[Phrase, V]], *, native: bool | None = None):
         self._exact: dict[str, list[V]] = {}
         self._wild: dict[str, list[V]] = {}
         seen: dict[Phrase, None] = {}
@@ -158,8 +220,32 @@ class LiteralSet(Generic[V]):
             table = self._wild if phrase.wild else self._exact
             table.setdefault(phrase.text, []).append(value)
             seen[phrase] = None
-        self.regex = re.compile(_trie_source(seen))
-        self._ascii = re.compile(_trie_source(p for p in seen if p.text.isascii()))
+        self._phrases = list(seen)
+        if NATIVE if native is None else native:
+            ids: dict[tuple[str, bool], int] = {}
+            values: list[tuple[Any, ...]] = []
+            for wild, table in ((False, self._exact), (True, self._wild)):
+                for text, vs in table.items():
+                    ids[text, wild] = len(values)
+                    values.append(tuple(vs))
+            trie = _compiled(ids, values, plain=False)
+            self.find, self.search, self.found_in, self.starts = (
+                trie.find,
+                trie.search,
+                trie.found_in,
+                trie.starts,
+            )
+        else:
+            self.find, self.search = self._regex_find, self._regex_search
+            self.found_in, self.starts = self._regex_found_in, self._regex_starts
+
+    @cached_property
+    def regex(self) -> re.Pattern[str]:
+        return re.compile(_trie_source(self._phrases))
+
+    @cached_property
+    def _ascii(self) -> re.Pattern[str]:
+        return re.compile(_trie_source(p for p in self._phrases if p.text.isascii()))
 
     def __len__(self) -> int:
         return sum(len(v) for v in self._exact.values()) + sum(len(v) for v in self._wild.values())
@@ -174,11 +260,11 @@ class LiteralSet(Generic[V]):
                 return wild
         return ()
 
-    def find(self, text: str) -> list[tuple[int, int, V]]:
-        """Every hit in a whole text as (start, end, value), in order: ``finditer`` without a generator's cost."""
+    def _regex_find(self, text: str, lo: int = 0, hi: int | None = None) -> list[tuple[int, int, V]]:
         exact = self._exact
         out = []
-        for m in (self._ascii if text.isascii() else self.regex).finditer(text):
+        regex = self._ascii if text.isascii() else self.regex
+        for m in regex.finditer(text, lo, len(text) if hi is None else hi):
             matched = m.group()
             values: Sequence[V] | None = exact.get(matched)
             if values is None:
@@ -188,31 +274,43 @@ class LiteralSet(Generic[V]):
                 out.append((start, end, v))
         return out
 
-    def finditer(self, text: str, start: int = 0, end: int | None = None) -> Iterator[tuple[int, int, V]]:
-        stop = len(text) if end is None else end
-        regex = self._ascii if text.isascii() else self.regex
-        for m in regex.finditer(text, start, stop):
-            for value in self.values_of(m.group()):
-                yield m.start(), m.end(), value
+    def _regex_search(self, text: str, lo: int = 0, hi: int | None = None) -> bool:
+        return self.regex.search(text[lo:hi]) is not None
 
-    def found_in(self, text: str) -> list[V]:
-        """The values of every phrase in a short text (a window around a hit); fast when there is none."""
+    def _regex_found_in(self, text: str) -> list[V]:
         if not text or self.regex.search(text) is None:
             return []
         return [v for m in self.regex.finditer(text) for v in self.values_of(m.group())]
 
-    def starts(self, text: str) -> Sequence[V]:
-        """The values of the phrase the text begins with, if any."""
+    def _regex_starts(self, text: str) -> Sequence[V]:
         m = self.regex.match(text)
         return self.values_of(m.group()) if m else ()
 
 
 class Breaks:
-    """Marks that end a clause or a sentence, compiled into one regex."""
+    """Marks that end a clause or a sentence; ``spans(text)`` gives where they fall, (starts, ends), the longest
+    mark where two start at the same place."""
 
-    def __init__(self, marks: Iterable[str]):
-        ordered = sorted({m for m in marks if m}, key=len, reverse=True)
-        self.regex = re.compile("|".join(re.escape(m) for m in ordered) or "(?!)")
+    spans: Callable[[str], tuple[list[int], list[int]]]
+
+    def __init__(self, marks: Iterable[str], *, native: bool | None = None):
+        self.marks = sorted({m for m in marks if m}, key=len, reverse=True)
+        if (NATIVE if native is None else native) and self.marks:
+            self.spans = _compiled({(m, False): 0 for m in self.marks}, [()], plain=True).spans
+        else:
+            self.spans = self._regex_spans
+
+    @cached_property
+    def regex(self) -> re.Pattern[str]:
+        return re.compile("|".join(re.escape(m) for m in self.marks) or "(?!)")
+
+    def _regex_spans(self, text: str) -> tuple[list[int], list[int]]:
+        starts, ends = [], []
+        for m in self.regex.finditer(text):
+            s, e = m.span()
+            starts.append(s)
+            ends.append(e)
+        return starts, ends
 
 
 class Segmented:
@@ -226,14 +324,8 @@ class Segmented:
         """The clause or sentence around ``text[start:end]``: after the last break before it, up to the next."""
         spans = self._spans.get(breaks)
         if spans is None:
-            starts, ends = [], []
-            for m in breaks.regex.finditer(self.text):
-                s, e = m.span()
-                starts.append(s)
-                ends.append(e)
-            spans = self._spans[breaks] = (starts, ends)
-        else:
-            starts, ends = spans
+            spans = self._spans[breaks] = breaks.spans(self.text)
+        starts, ends = spans
         i = bisect_right(ends, start)
         j = bisect_left(starts, end)
         return (ends[i - 1] if i else 0), (starts[j] if j < len(starts) else len(self.text))

@@ -1,0 +1,19 @@
+"""The compiled phrase scanner (``_scan.c``), built by ``make setup``; ``text.LiteralSet`` is its only user."""
+
+from typing import Any
+
+class Trie:
+    def __init__(
+        self,
+        nodes: list[int],
+        edge_chars: list[int],
+        edge_children: list[int],
+        values: list[tuple[Any, ...]],
+        depth: int,
+        plain: bool,
+    ) -> None: ...
+    def find(self, text: str, lo: int = 0, hi: int = -1) -> list[tuple[int, int, Any]]: ...
+    def search(self, text: str, lo: int = 0, hi: int = -1) -> bool: ...
+    def found_in(self, text: str) -> list[Any]: ...
+    def starts(self, text: str) -> tuple[Any, ...]: ...
+    def spans(self, text: str) -> tuple[list[int], list[int]]: ...

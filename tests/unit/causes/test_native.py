@@ -1,0 +1,98 @@
+"""The compiled phrase scanner (``_scan.c``) finds exactly what the trie regex finds, for any phrases and text.
+
+The regex (``text._trie_source``) is the reference: it is what the lexicon used before the scanner, and what it
+falls back to where the scanner is not built. CI builds it (``make setup``), so a missing build fails here.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from services.detector.domain.causes import Lexicon
+from services.detector.domain.causes import text as text_module
+from services.detector.domain.causes.text import Breaks, LiteralSet, Phrase
+
+from .test_scan import FRAMES, PHRASES
+
+ALPHABET = "ab1 -予算。xZ"
+"""ASCII letters and a digit (word boundaries), a space and a hyphen, ideographs and a full stop, an upper-case
+letter (not a word character for the boundary, as in the regex)."""
+phrase_text = st.text(ALPHABET, min_size=1, max_size=4)
+phrase_sets = st.lists(st.tuples(phrase_text, st.booleans(), st.integers(0, 3)), min_size=1, max_size=12)
+texts = st.text(ALPHABET, max_size=30)
+
+
+def both(entries: list[tuple[str, bool, int]]) -> tuple[LiteralSet[int], LiteralSet[int]]:
+    pairs = [(Phrase(t, wild), v) for t, wild, v in entries]
+    return LiteralSet(pairs, native=True), LiteralSet(pairs, native=False)
+
+
+def test_the_scanner_is_built() -> None:
+    assert text_module.NATIVE, (
+        "the compiled scanner is missing: run `make setup` (needs gcc and Python's headers)"
+    )
+
+
+@settings(max_examples=1500, deadline=None)
+@given(phrase_sets, texts, st.integers(0, 31), st.integers(0, 31))
+def test_the_scanner_finds_what_the_regex_finds(
+    entries: list[tuple[str, bool, int]], text: str, a: int, b: int
+) -> None:
+    native, regex = both(entries)
+    lo, hi = min(a, b, len(text)), min(max(a, b), len(text))
+    assert native.find(text) == regex.find(text)
+    assert native.find(text, lo, hi) == regex.find(text, lo, hi)
+    assert native.search(text, lo, hi) == regex.search(text, lo, hi)
+    assert native.search(text) == regex.search(text)
+    assert native.found_in(text[lo:hi]) == regex.found_in(text[lo:hi])
+    assert tuple(native.starts(text[lo:])) == tuple(regex.starts(text[lo:]))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(phrase_text, min_size=1, max_size=6), texts)
+def test_breaks_fall_where_the_regex_puts_them(marks: list[str], text: str) -> None:
+    assert Breaks(marks, native=True).spans(text) == Breaks(marks, native=False).spans(text)
+
+
+def test_a_word_boundary_sees_the_character_before_the_range_only_when_finding() -> None:
+    native, regex = both([("ab", False, 0)])
+    for impl in (native, regex):
+        assert impl.find("xab", 1) == []  # as finditer(text, pos): the x before bounds nothing
+        assert impl.search("xab", 1) is True  # as a search of the slice "ab"
+        assert impl.find("ab1", 0, 2) == [(0, 2, 0)]  # the range's end is the text's end
+
+
+def test_a_wild_phrase_takes_the_whole_word_and_an_exact_one_wins_when_it_ends_there() -> None:
+    native, regex = both([("postpon", True, 1), ("postpone", False, 2), ("delay", False, 3)])
+    for impl in (native, regex):
+        assert impl.find("postponed; postpone; delays") == [(0, 9, 1), (11, 19, 2)]
+
+
+def test_malformed_tries_are_refused() -> None:
+    from services.detector.domain.causes._scan import Trie
+
+    with pytest.raises(ValueError, match="malformed"):
+        Trie([], [], [], [], 1, False)
+    with pytest.raises(ValueError, match="malformed trie node"):
+        Trie([0, 5, -1, -1, 0], [], [], [], 1, False)  # five edges that are not there
+    with pytest.raises(ValueError, match="malformed trie edge"):
+        Trie([0, 1, -1, -1, 0, 1, 0, 0, -1, 1], [97], [7], [()], 1, False)  # a child that is no node
+    with pytest.raises(TypeError, match="tuples"):
+        Trie([0, 0, -1, -1, 0], [], [], [[1]], 1, False)  # type: ignore[list-item]
+
+
+def test_the_lexicon_extracts_the_same_with_either(monkeypatch: pytest.MonkeyPatch, lexicon: Lexicon) -> None:
+    """Every listed phrase in its frames, and the phrases run together, give the same signals either way."""
+    monkeypatch.setattr(text_module, "NATIVE", False)
+    slow = Lexicon.load(competitors=("TrackStar", "Acme Cloud"))
+    listed = sorted(PHRASES)
+    samples = [frame.format(p) for p in listed for frame in FRAMES]
+    samples += ["、".join(listed[i : i + 5]) + "。" for i in range(0, len(listed), 5)]
+    samples += [" but not ".join(listed[i : i + 3]).upper() for i in range(0, len(listed), 3)]
+    for kind in ("note", "lost_reason"):
+        for sample in samples:
+            assert lexicon.extract(
+                sample, event_id="e", at=1.0, direction="inbound", kind=kind
+            ) == slow.extract(sample, event_id="e", at=1.0, direction="inbound", kind=kind), sample
