@@ -10,6 +10,7 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -140,13 +141,9 @@ class ExtractSettings:
         )
 
 
-@dataclass(slots=True)
-class _Hit:
-    weight: float
-    start: int
-    end: int
-    lang: str
-    side: str | None
+_Hit = tuple[float, int, int, str, str | None]
+"""One hit of a cause in a text: (weight, start, end, language, side). A plain tuple: a text makes a few, and a
+tuple costs a twentieth of a class instance to make."""
 
 
 class Lexicon:
@@ -246,7 +243,7 @@ class Lexicon:
                     cause = term.when_ours
                 elif side == "customer" and term.when_customer:
                     cause = term.when_customer
-            hits.setdefault(cause, []).append(_Hit(weight, start, end, term.lang, side))
+            hits.setdefault(cause, []).append((weight, start, end, term.lang, side))
         return hits
 
     def _bonus(
@@ -272,9 +269,9 @@ class Lexicon:
         strongest first."""
         s = self._settings
         if len(hits) == 1:
-            return round(min(s.cap, hits[0].weight * factor), 4)
-        hits.sort(key=lambda h: -h.weight)
-        weight = min(s.cap, (hits[0].weight + s.merge_repeat * sum(h.weight for h in hits[1:])) * factor)
+            return round(min(s.cap, hits[0][0] * factor), 4)
+        hits.sort(key=itemgetter(0), reverse=True)  # stable, as a sort on the negated weight
+        weight = min(s.cap, (hits[0][0] + s.merge_repeat * sum(h[0] for h in hits[1:])) * factor)
         return round(weight, 4)
 
     def _signal(
@@ -289,15 +286,15 @@ class Lexicon:
         name: str | None,
     ) -> Signal:
         """The signal of one cause from its weight and its hits, sorted strongest first by ``_weight``."""
-        top = hits[0]
+        _, start, end, lang, _ = hits[0]
         side = None
         if cause == "staff_change":  # whose side: the hits' weights vote
-            ours = sum(h.weight for h in hits if h.side == "ours")
-            customer = sum(h.weight for h in hits if h.side == "customer")
+            ours = sum(h[0] for h in hits if h[4] == "ours")
+            customer = sum(h[0] for h in hits if h[4] == "customer")
             if ours != customer:
                 side = "ours" if ours > customer else "customer"
-        lo, hi = text.bounds(top.start, top.end, self._languages[top.lang].scope.sentences)
-        words = excerpt(shown, top.start, top.end, lo, hi, EXCERPT_LIMIT)
+        lo, hi = text.bounds(start, end, self._languages[lang].scope.sentences)
+        words = excerpt(shown, start, end, lo, hi, EXCERPT_LIMIT)
         return Signal(cause, weight, at, event_id, words, side, name or f"text:{cause}")
 
 

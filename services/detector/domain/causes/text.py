@@ -34,7 +34,7 @@ _PUNCT = str.maketrans(
     }
 )  # fmt: skip
 """Quotes and hyphens unified; underscores, slashes and the Japanese middle dot become spaces."""
-_PUNCT_ASCII = tuple(chr(c) for c in _PUNCT if c < 128)
+_PUNCT_ASCII = re.compile("[" + re.escape("".join(chr(c) for c in _PUNCT if c < 128)) + "]")
 """The ASCII characters ``_PUNCT`` changes: an ASCII text without them is left as it is, without a copy."""
 _STABLE = "\x00-\x7f\u3001-\u3003\u300c-\u3011\u301c\u3041-\u3096\u30a1-\u30fa\u30fc\u4e00-\u9fff"
 """ASCII, kana, the common CJK ideographs and Japanese punctuation: characters NFKC leaves as they are and never
@@ -63,7 +63,7 @@ def prepare(text: str) -> tuple[str, str]:
         text = html.unescape(text)
     if not text.isascii() and _UNSTABLE.search(text) is not None:
         text = unicodedata.normalize("NFKC", text).translate(_PUNCT)
-    elif any(ch in text for ch in _PUNCT_ASCII):
+    elif _PUNCT_ASCII.search(text) is not None:
         text = text.translate(_PUNCT)
     if "-" in text:
         text = _WORD_HYPHEN.sub(" ", text)
