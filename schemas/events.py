@@ -25,7 +25,10 @@ def _aware(value: datetime) -> datetime:
     if offset.seconds % 60 or offset.microseconds:
         # An offset of seconds (a parser's historic local mean time, say) cannot be written as ``+HH:MM``:
         # JSON writers cut or round it and move the moment. The same moment in UTC can be.
-        return value.astimezone(UTC)
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:  # within a second of year 1 or 9999: in UTC it falls outside the calendar
+            raise ValueError("timestamp out of range once in UTC") from None
     return value
 
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from schemas import DealChanged
 from services.ingest.domain.records import pydantic_json, to_json
@@ -26,7 +28,8 @@ offsets = st.one_of(
     st.integers(min_value=-23 * 60, max_value=23 * 60).map(lambda m: timezone(timedelta(minutes=m))),
     st.integers(min_value=-86_399, max_value=86_399).map(lambda s: timezone(timedelta(seconds=s))),
 )
-moments = st.datetimes(timezones=offsets)
+moments = st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=offsets)
+"""A day from the calendar's ends: a moment with an offset of seconds is kept in UTC, which must exist."""
 ids = st.text(min_size=1, max_size=12)
 
 
@@ -90,3 +93,18 @@ def test_a_time_zone_offset_of_seconds_keeps_the_moment_in_the_record() -> None:
     again = DealChanged.model_validate_json(to_json(change))
     assert again.occurred_at == moment
     assert again.received_at == moment
+
+
+def test_a_moment_that_leaves_the_calendar_in_utc_is_a_validation_error() -> None:
+    """An offset of seconds moves a moment to UTC; at year 1 that is before the calendar: refused, not a crash."""
+    early = datetime(1, 1, 1, tzinfo=timezone(timedelta(seconds=1)))
+    with pytest.raises(ValidationError, match="out of range"):
+        DealChanged.model_validate(
+            {
+                "event_id": "e",
+                "source": "generic",
+                "deal_id": "d",
+                "occurred_at": early,
+                "type": "deal.updated",
+            }
+        )
