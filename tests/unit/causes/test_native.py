@@ -83,10 +83,53 @@ def test_malformed_tries_are_refused() -> None:
         Trie([0, 0, -1, -1, 0], [], [], [[1]], 1, False)  # type: ignore[list-item]
 
 
-def test_the_lexicon_extracts_the_same_with_either(monkeypatch: pytest.MonkeyPatch, lexicon: Lexicon) -> None:
+@pytest.fixture(scope="module")
+def slow() -> Lexicon:
+    """The lexicon without the compiled scanner and hit loop: its regexes and Python's."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(text_module, "NATIVE", False)
+        return Lexicon.load(competitors=("TrackStar", "Acme Cloud"))
+
+
+GLUE = [
+    " ",
+    "、",
+    "。",
+    ", ",
+    " but ",
+    " not ",
+    "ない",
+    "が",
+    "ので",
+    "\n",
+    "-",
+    "s",
+    "ed ",
+    "x",
+    "1",
+    "！",
+    "ＡＢ",
+]
+PHRASE_LIST = sorted(PHRASES)
+mixed_texts = st.lists(
+    st.tuples(st.sampled_from(PHRASE_LIST), st.sampled_from(GLUE)), min_size=1, max_size=8
+).map(lambda parts: "".join(p + g for p, g in parts))
+
+
+@settings(max_examples=1500, deadline=None)
+@given(mixed_texts, st.sampled_from([0.1, 0.5, 1.0, 1.5, 2.0, 7.0]))
+def test_the_compiled_hit_loop_keeps_what_the_python_one_keeps(
+    lexicon: Lexicon, slow: Lexicon, sample: str, factor: float
+) -> None:
+    """Listed phrases run together with negations, hedges, side cues and breaks between them, under any factor
+    (which moves weights past the cap and the floor)."""
+    folded = text_module.prepare(sample)[1]
+    assert lexicon._kept(folded, factor) == slow._kept_here(folded, factor)
+
+
+def test_the_lexicon_extracts_the_same_with_either(lexicon: Lexicon, slow: Lexicon) -> None:
     """Every listed phrase in its frames, and the phrases run together, give the same signals either way."""
-    monkeypatch.setattr(text_module, "NATIVE", False)
-    slow = Lexicon.load(competitors=("TrackStar", "Acme Cloud"))
+    assert lexicon._kept != lexicon._kept_here and slow._kept == slow._kept_here
     listed = sorted(PHRASES)
     samples = [frame.format(p) for p in listed for frame in FRAMES]
     samples += ["、".join(listed[i : i + 5]) + "。" for i in range(0, len(listed), 5)]

@@ -367,6 +367,567 @@ static PyTypeObject TrieType = {
     .tp_methods = Trie_methods,
 };
 
+/* ------------------------------------------------------------------------------------------------------------
+ * Extractor: the hit loop of ``Lexicon.extract`` (``lexicon.py``, ``Lexicon._hits`` and ``Lexicon._weight``), the
+ * same arithmetic in the same order; the Python versions are its reference and its stand-in, and the tests hold
+ * the two equal. Sums and rounding go through Python's own ``sum`` and ``round`` so they agree to the last bit.
+ */
+
+#define MAX_CAUSES 32
+
+typedef struct {
+    int32_t cause, lang, side, when_ours, when_customer; /* side and causes: -1 for none; side 0 ours, 1 customer */
+    double weight;
+    int boost, stop, sided;
+} Term;
+
+typedef struct {
+    PyObject *name;
+    Py_ssize_t pre_chars, post_chars, booster_reach;
+    int plain_breaks;
+    Trie *clauses, *sentences, *pre, *post, *post_start, *sides, *after_cue;
+} Lang;
+
+typedef struct {
+    PyObject_HEAD
+    Trie *terms;
+    Term *term_table;
+    Py_ssize_t term_count;
+    Lang *langs;
+    Py_ssize_t lang_count;
+    PyObject *causes; /* list of str */
+    PyObject *sides;  /* ("ours", "customer") */
+    PyObject *objects; /* every object referred to above, kept alive */
+    double merge_repeat, cap, min_share, min_weight;
+    Py_ssize_t max_per_text;
+    PyObject *sum, *round, *four;
+} Extractor;
+
+typedef struct {
+    Py_ssize_t start, end;
+    int32_t term;
+} Found;
+
+typedef struct {
+    double weight;
+    Py_ssize_t start, end;
+    int32_t lang, side;
+} Hit;
+
+typedef struct {
+    Py_ssize_t *starts, *ends;
+    Py_ssize_t n;
+    int done;
+} Spans;
+
+/* Where a trie's phrases fall in the whole text, once per text (``Segmented``). */
+static int spans_of(const Trie *t, int kind, const void *data, Py_ssize_t len, Spans *sp) {
+    if (sp->done) return 0;
+    Py_ssize_t cap = 8, n = 0;
+    sp->starts = PyMem_Malloc(sizeof(Py_ssize_t) * cap);
+    sp->ends = PyMem_Malloc(sizeof(Py_ssize_t) * cap);
+    if (!sp->starts || !sp->ends) return -1;
+    for (Py_ssize_t p = 0; p < len;) {
+        int32_t id;
+        Py_ssize_t e = match_at(t, kind, data, p, len, 0, &id);
+        if (e < 0) {
+            p++;
+            continue;
+        }
+        if (n == cap) {
+            cap *= 2;
+            Py_ssize_t *a = PyMem_Realloc(sp->starts, sizeof(Py_ssize_t) * cap);
+            if (!a) return -1;
+            sp->starts = a;
+            a = PyMem_Realloc(sp->ends, sizeof(Py_ssize_t) * cap);
+            if (!a) return -1;
+            sp->ends = a;
+        }
+        sp->starts[n] = p;
+        sp->ends[n] = e;
+        n++;
+        p = e;
+    }
+    sp->n = n;
+    sp->done = 1;
+    return 0;
+}
+
+/* ``Segmented.bounds``: after the last break ending at or before start, up to the first starting at or after end. */
+static void bounds_of(const Spans *sp, Py_ssize_t len, Py_ssize_t start, Py_ssize_t end, Py_ssize_t *lo,
+                      Py_ssize_t *hi) {
+    Py_ssize_t a = 0, b = sp->n; /* bisect_right(ends, start) */
+    while (a < b) {
+        Py_ssize_t m = (a + b) / 2;
+        if (start < sp->ends[m]) b = m;
+        else a = m + 1;
+    }
+    *lo = a ? sp->ends[a - 1] : 0;
+    a = 0, b = sp->n; /* bisect_left(starts, end) */
+    while (a < b) {
+        Py_ssize_t m = (a + b) / 2;
+        if (sp->starts[m] < end) a = m + 1;
+        else b = m;
+    }
+    *hi = a < sp->n ? sp->starts[a] : len;
+}
+
+/* A regex search of the slice text[lo:hi]. */
+static int slice_has(const Trie *t, int kind, const void *data, Py_ssize_t lo, Py_ssize_t hi) {
+    for (Py_ssize_t p = lo; p < hi; p++) {
+        int32_t id;
+        if (match_at(t, kind, data, p, hi, lo, &id) >= 0) return 1;
+    }
+    return 0;
+}
+
+/* The values (floats) of every phrase in the slice text[lo:hi], or only of the one it begins with: the smallest
+ * into *least, whether any into *any. */
+static int least_in(const Trie *t, int kind, const void *data, Py_ssize_t lo, Py_ssize_t hi, int at_start,
+                    double *least, int *any) {
+    for (Py_ssize_t p = lo; p < hi;) {
+        int32_t id;
+        Py_ssize_t e = match_at(t, kind, data, p, hi, lo, &id);
+        if (e < 0) {
+            if (at_start) return 0;
+            p++;
+            continue;
+        }
+        PyObject *vals = PyList_GET_ITEM(t->values, id);
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(vals); i++) {
+            double v = PyFloat_AsDouble(PyTuple_GET_ITEM(vals, i));
+            if (v == -1.0 && PyErr_Occurred()) return -1;
+            if (!*any || v < *least) *least = v;
+            *any = 1;
+        }
+        if (at_start) return 0;
+        p = e;
+    }
+    return 0;
+}
+
+/* Python's sum of the hits' weights (its own order of additions, whatever the version). */
+static PyObject *py_sum(Extractor *x, const Hit *hits, Py_ssize_t from, Py_ssize_t to) {
+    PyObject *list = PyList_New(to - from);
+    if (!list) return NULL;
+    for (Py_ssize_t i = from; i < to; i++) {
+        PyObject *w = PyFloat_FromDouble(hits[i].weight);
+        if (!w) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, i - from, w);
+    }
+    PyObject *total = PyObject_CallOneArg(x->sum, list);
+    Py_DECREF(list);
+    return total;
+}
+
+static int as_double(PyObject *o, double *out) {
+    if (!o) return -1;
+    *out = PyFloat_AsDouble(o);
+    Py_DECREF(o);
+    return (*out == -1.0 && PyErr_Occurred()) ? -1 : 0;
+}
+
+static int py_round4(Extractor *x, double v, double *out) {
+    PyObject *f = PyFloat_FromDouble(v);
+    if (!f) return -1;
+    PyObject *r = PyObject_CallFunctionObjArgs(x->round, f, x->four, NULL);
+    Py_DECREF(f);
+    return as_double(r, out);
+}
+
+/* ``Language.side``: whose person the hit is about, from side cues in its sentence (-1: neither). */
+static int side_of(Extractor *x, const Lang *lang, int kind, const void *data, Py_ssize_t len, Spans *sentences,
+                   Py_ssize_t start, Py_ssize_t end, int32_t *side) {
+    if (spans_of(lang->sentences, kind, data, len, sentences) < 0) return -1;
+    Py_ssize_t lo, hi;
+    bounds_of(sentences, len, start, end, &lo, &hi);
+    double ours = 0.0, customer = 0.0;
+    const Trie *t = lang->sides;
+    for (Py_ssize_t p = lo; p < hi;) {
+        int32_t id;
+        Py_ssize_t e = match_at(t, kind, data, p, hi, 0, &id);
+        if (e < 0) {
+            p++;
+            continue;
+        }
+        Py_ssize_t s = p;
+        p = e;
+        if (s < end && e > start) continue;
+        Py_ssize_t gap = e <= start ? start - e : s - end;
+        double near = 1.0 + (double)(gap > 0 ? gap : 0) / 15.0;
+        PyObject *vals = PyList_GET_ITEM(t->values, id);
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(vals); i++) {
+            PyObject *v = PyTuple_GET_ITEM(vals, i);
+            double w = PyFloat_AsDouble(PyTuple_GET_ITEM(v, 1));
+            if (w == -1.0 && PyErr_Occurred()) return -1;
+            if (PyUnicode_Compare(PyTuple_GET_ITEM(v, 0), PyTuple_GET_ITEM(x->sides, 0)) == 0) ours += w / near;
+            else customer += w / near;
+        }
+    }
+    *side = ours == customer ? -1 : (ours > customer ? 0 : 1);
+    return 0;
+}
+
+/* Stable sort, strongest first (as sorting on the negated weight). */
+static void sort_hits(Hit *h, Py_ssize_t n) {
+    for (Py_ssize_t i = 1; i < n; i++) {
+        Hit v = h[i];
+        Py_ssize_t j = i;
+        while (j > 0 && h[j - 1].weight < v.weight) {
+            h[j] = h[j - 1];
+            j--;
+        }
+        h[j] = v;
+    }
+}
+
+static PyObject *hit_tuple(Extractor *x, const Hit *h) {
+    PyObject *side = h->side < 0 ? Py_None : PyTuple_GET_ITEM(x->sides, h->side);
+    return Py_BuildValue("(dnnOO)", h->weight, h->start, h->end, x->langs[h->lang].name, side);
+}
+
+static PyObject *Extractor_hits(Extractor *x, PyObject *args) {
+    PyObject *text;
+    double factor;
+    if (!PyArg_ParseTuple(args, "Ud:hits", &text, &factor)) return NULL;
+    Py_ssize_t len = PyUnicode_GET_LENGTH(text);
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    Found *found = NULL;
+    Hit *hits = NULL;
+    Spans *spans = NULL;
+    PyObject *out = NULL;
+    Py_ssize_t nfound = 0, cap = 0, nhits = 0;
+    /* every term hit, in order (``LiteralSet.find``) */
+    for (Py_ssize_t p = 0; p < len;) {
+        int32_t id;
+        Py_ssize_t e = match_at(x->terms, kind, data, p, len, 0, &id);
+        if (e < 0) {
+            p++;
+            continue;
+        }
+        PyObject *vals = PyList_GET_ITEM(x->terms->values, id);
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(vals); i++) {
+            if (nfound == cap) {
+                cap = cap ? 2 * cap : 8;
+                Found *f = PyMem_Realloc(found, sizeof(Found) * cap);
+                if (!f) goto nomem;
+                found = f;
+            }
+            found[nfound].start = p;
+            found[nfound].end = e;
+            found[nfound].term = (int32_t)PyLong_AsLong(PyTuple_GET_ITEM(vals, i));
+            nfound++;
+        }
+        p = e;
+    }
+    if (nfound == 0) return PyList_New(0);
+    hits = PyMem_Malloc(sizeof(Hit) * nfound);
+    spans = PyMem_Calloc((size_t)x->lang_count * 2, sizeof(Spans));
+    if (!hits || !spans) goto nomem;
+    uint32_t boosted = 0;
+    for (Py_ssize_t i = 0; i < nfound; i++) {
+        const Term *t = &x->term_table[found[i].term];
+        if (t->boost) boosted |= 1u << t->cause;
+    }
+    Py_ssize_t cause_order[MAX_CAUSES], ncauses = 0;
+    int32_t *causes_of = PyMem_Malloc(sizeof(int32_t) * nfound);
+    if (!causes_of) goto nomem;
+    for (Py_ssize_t i = 0; i < nfound; i++) {
+        const Term *t = &x->term_table[found[i].term];
+        if (t->boost || t->stop || (t->weight <= 0.0 && !(boosted & (1u << t->cause)))) continue;
+        const Lang *lang = &x->langs[t->lang];
+        Py_ssize_t start = found[i].start, end = found[i].end;
+        double weight = t->weight;
+        int boost = (boosted >> t->cause) & 1;
+        /* ``Language.alone``: no modifier cue within reach, whatever the clause */
+        if (boost || !lang->plain_breaks ||
+            slice_has(lang->pre, kind, data, start > lang->pre_chars ? start - lang->pre_chars : 0, start) ||
+            slice_has(lang->after_cue, kind, data, end, len - end > lang->post_chars ? end + lang->post_chars : len)) {
+            Spans *clauses = &spans[2 * t->lang];
+            if (spans_of(lang->clauses, kind, data, len, clauses) < 0) goto nomem;
+            Py_ssize_t lo, hi;
+            bounds_of(clauses, len, start, end, &lo, &hi);
+            if (boost) { /* ``Lexicon._bonus`` */
+                double bonus = 0.0;
+                Py_ssize_t reach = lang->booster_reach;
+                for (Py_ssize_t k = 0; k < nfound; k++) {
+                    const Term *b = &x->term_table[found[k].term];
+                    Py_ssize_t s = found[k].start, e = found[k].end;
+                    if (!b->boost) continue;
+                    int inside = lo <= s && e <= hi && (e <= start || s >= end);
+                    if (b->cause == t->cause && inside && start - e <= reach && s - end <= reach && b->weight > bonus)
+                        bonus = b->weight;
+                }
+                weight += bonus;
+            }
+            if (weight <= 0.0) continue;
+            /* ``Language.modifier`` */
+            Py_ssize_t blo = start - lang->pre_chars > lo ? start - lang->pre_chars : lo;
+            Py_ssize_t ahi = end + lang->post_chars < hi ? end + lang->post_chars : hi;
+            if (ahi < end) ahi = end;
+            if (blo > start) blo = start;
+            if (slice_has(lang->pre, kind, data, blo, start) || slice_has(lang->after_cue, kind, data, end, ahi)) {
+                double least = 1.0;
+                int any = 0;
+                if (least_in(lang->pre, kind, data, blo, start, 0, &least, &any) < 0 ||
+                    least_in(lang->post, kind, data, end, ahi, 0, &least, &any) < 0)
+                    goto fail;
+                Py_ssize_t q = end;
+                while (q < ahi && Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, q))) q++;
+                if (least_in(lang->post_start, kind, data, q, ahi, 1, &least, &any) < 0) goto fail;
+                weight *= any ? least : 1.0;
+            }
+            if (weight <= 0.0) continue;
+        }
+        int32_t cause = t->cause, side = t->side;
+        if (t->sided) {
+            int32_t found_side;
+            if (side_of(x, lang, kind, data, len, &spans[2 * t->lang + 1], start, end, &found_side) < 0) goto fail;
+            if (found_side >= 0) side = found_side;
+            if (side == 0 && t->when_ours >= 0) cause = t->when_ours;
+            else if (side == 1 && t->when_customer >= 0) cause = t->when_customer;
+        }
+        Py_ssize_t c;
+        for (c = 0; c < ncauses && cause_order[c] != cause; c++) {
+        }
+        if (c == ncauses) cause_order[ncauses++] = cause;
+        hits[nhits].weight = weight;
+        hits[nhits].start = start;
+        hits[nhits].end = end;
+        hits[nhits].lang = t->lang;
+        hits[nhits].side = side;
+        causes_of[nhits] = cause;
+        nhits++;
+    }
+    {
+        /* group the hits by cause, causes in order of their first hit (``dict.setdefault``) */
+        Hit *grouped = PyMem_Malloc(sizeof(Hit) * (nhits ? nhits : 1));
+        Py_ssize_t first[MAX_CAUSES + 1];
+        double weighed[MAX_CAUSES];
+        Py_ssize_t order[MAX_CAUSES];
+        if (!grouped) {
+            PyMem_Free(causes_of);
+            goto nomem;
+        }
+        Py_ssize_t g = 0;
+        for (Py_ssize_t c = 0; c < ncauses; c++) {
+            first[c] = g;
+            for (Py_ssize_t i = 0; i < nhits; i++)
+                if (causes_of[i] == cause_order[c]) grouped[g++] = hits[i];
+        }
+        first[ncauses] = g;
+        PyMem_Free(causes_of);
+        for (Py_ssize_t c = 0; c < ncauses; c++) { /* ``Lexicon._weight`` */
+            Hit *h = &grouped[first[c]];
+            Py_ssize_t n = first[c + 1] - first[c];
+            double w;
+            if (n == 1) {
+                w = h[0].weight * factor;
+            } else {
+                sort_hits(h, n);
+                double rest;
+                if (as_double(py_sum(x, h, 1, n), &rest) < 0) {
+                    PyMem_Free(grouped);
+                    goto fail;
+                }
+                w = (h[0].weight + x->merge_repeat * rest) * factor;
+            }
+            if (py_round4(x, w < x->cap ? w : x->cap, &weighed[c]) < 0) {
+                PyMem_Free(grouped);
+                goto fail;
+            }
+            order[c] = c;
+        }
+        for (Py_ssize_t i = 1; i < ncauses; i++) { /* stable, strongest cause first */
+            Py_ssize_t v = order[i], j = i;
+            while (j > 0 && weighed[order[j - 1]] < weighed[v]) {
+                order[j] = order[j - 1];
+                j--;
+            }
+            order[j] = v;
+        }
+        out = PyList_New(0);
+        if (!out || ncauses == 0) {
+            PyMem_Free(grouped);
+            goto done;
+        }
+        double top = weighed[order[0]] * x->min_share;
+        double floor = x->min_weight > top ? x->min_weight : top;
+        for (Py_ssize_t k = 0; k < ncauses && k < x->max_per_text; k++) {
+            Py_ssize_t c = order[k];
+            if (!(weighed[c] >= floor)) continue;
+            PyObject *list = PyList_New(first[c + 1] - first[c]);
+            if (!list) goto grouped_fail;
+            for (Py_ssize_t i = first[c]; i < first[c + 1]; i++) {
+                PyObject *h = hit_tuple(x, &grouped[i]);
+                if (!h) {
+                    Py_DECREF(list);
+                    goto grouped_fail;
+                }
+                PyList_SET_ITEM(list, i - first[c], h);
+            }
+            PyObject *item = Py_BuildValue("(dON)", weighed[c], PyList_GET_ITEM(x->causes, cause_order[c]), list);
+            if (!item || PyList_Append(out, item) < 0) {
+                Py_XDECREF(item);
+                goto grouped_fail;
+            }
+            Py_DECREF(item);
+        }
+        PyMem_Free(grouped);
+        goto done;
+    grouped_fail:
+        PyMem_Free(grouped);
+        goto fail;
+    }
+nomem:
+    PyErr_NoMemory();
+fail:
+    Py_CLEAR(out);
+done:
+    if (spans) {
+        for (Py_ssize_t i = 0; i < 2 * x->lang_count; i++) {
+            PyMem_Free(spans[i].starts);
+            PyMem_Free(spans[i].ends);
+        }
+    }
+    PyMem_Free(spans);
+    PyMem_Free(hits);
+    PyMem_Free(found);
+    return out;
+}
+
+static Trie *as_trie(PyObject *o) {
+    if (!PyObject_TypeCheck(o, &TrieType)) {
+        PyErr_SetString(PyExc_TypeError, "expected a Trie");
+        return NULL;
+    }
+    return (Trie *)o;
+}
+
+/* Extractor(terms, term_table, languages, causes, sides, settings): ``terms`` a Trie whose values are indexes
+ * into ``term_table`` (cause, language, side, when_ours, when_customer, weight, boost, stop, sided: indexes into
+ * ``causes``, ``languages`` and ``sides`` or -1); ``languages`` (name, pre_chars, post_chars, booster_reach,
+ * plain_breaks, clauses, sentences, pre, post, post_start, sides, after_cue: the last seven Tries);
+ * ``settings`` (merge_repeat, cap, max_per_text, min_share, min_weight). */
+static int Extractor_init(Extractor *x, PyObject *args, PyObject *kwds) {
+    PyObject *terms, *table, *langs, *causes, *sides, *settings;
+    static char *kwlist[] = {"terms", "term_table", "languages", "causes", "sides", "settings", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO!O!O!O!O!:Extractor", kwlist, &terms, &PyList_Type, &table,
+                                     &PyList_Type, &langs, &PyList_Type, &causes, &PyTuple_Type, &sides,
+                                     &PyTuple_Type, &settings))
+        return -1;
+    if (x->objects != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Extractor is already built");
+        return -1;
+    }
+    if (!as_trie(terms)) return -1;
+    Py_ssize_t ncauses = PyList_GET_SIZE(causes);
+    if (ncauses > MAX_CAUSES || PyTuple_GET_SIZE(sides) != 2) {
+        PyErr_SetString(PyExc_ValueError, "too many causes, or sides not a pair");
+        return -1;
+    }
+    if (!PyArg_ParseTuple(settings, "ddndd:settings", &x->merge_repeat, &x->cap, &x->max_per_text, &x->min_share,
+                          &x->min_weight))
+        return -1;
+    x->term_count = PyList_GET_SIZE(table);
+    x->lang_count = PyList_GET_SIZE(langs);
+    x->term_table = PyMem_Calloc((size_t)(x->term_count ? x->term_count : 1), sizeof(Term));
+    x->langs = PyMem_Calloc((size_t)(x->lang_count ? x->lang_count : 1), sizeof(Lang));
+    if (!x->term_table || !x->langs) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < x->term_count; i++) {
+        Term *t = &x->term_table[i];
+        if (!PyArg_ParseTuple(PyList_GET_ITEM(table, i), "iiiiidppp:term", &t->cause, &t->lang, &t->side,
+                              &t->when_ours, &t->when_customer, &t->weight, &t->boost, &t->stop, &t->sided))
+            return -1;
+        if (t->cause < 0 || t->cause >= ncauses || t->lang < 0 || t->lang >= x->lang_count || t->side < -1 ||
+            t->side > 1 || t->when_ours < -1 || t->when_ours >= ncauses || t->when_customer < -1 ||
+            t->when_customer >= ncauses) {
+            PyErr_SetString(PyExc_ValueError, "term out of range");
+            return -1;
+        }
+    }
+    for (Py_ssize_t i = 0; i < x->lang_count; i++) {
+        Lang *l = &x->langs[i];
+        PyObject *t[7];
+        if (!PyArg_ParseTuple(PyList_GET_ITEM(langs, i), "Unnnp" "OOOOOOO:language", &l->name, &l->pre_chars,
+                              &l->post_chars, &l->booster_reach, &l->plain_breaks, &t[0], &t[1], &t[2], &t[3],
+                              &t[4], &t[5], &t[6]))
+            return -1;
+        Trie **slots[7] = {&l->clauses, &l->sentences, &l->pre, &l->post, &l->post_start, &l->sides, &l->after_cue};
+        for (int k = 0; k < 7; k++)
+            if (!(*slots[k] = as_trie(t[k]))) return -1;
+        if (l->pre_chars < 0 || l->post_chars < 0) {
+            PyErr_SetString(PyExc_ValueError, "negative reach");
+            return -1;
+        }
+    }
+    /* every term id the trie can give names a term */
+    PyObject *vals = ((Trie *)terms)->values;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(vals); i++) {
+        PyObject *tup = PyList_GET_ITEM(vals, i);
+        for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(tup); k++) {
+            long v = PyLong_AsLong(PyTuple_GET_ITEM(tup, k));
+            if (v < 0 || v >= x->term_count) {
+                if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "term id out of range");
+                return -1;
+            }
+        }
+    }
+    PyObject *builtins = PyEval_GetBuiltins();
+    x->sum = Py_XNewRef(PyDict_GetItemString(builtins, "sum"));
+    x->round = Py_XNewRef(PyDict_GetItemString(builtins, "round"));
+    x->four = PyLong_FromLong(4);
+    if (!x->sum || !x->round || !x->four) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_RuntimeError, "no sum or round");
+        return -1;
+    }
+    x->terms = (Trie *)terms;
+    x->causes = Py_NewRef(causes);
+    x->sides = Py_NewRef(sides);
+    PyObject *held = PySequence_Tuple(langs); /* the Tries and language names, as they are now */
+    if (!held) return -1;
+    x->objects = PyTuple_Pack(2, terms, held);
+    Py_DECREF(held);
+    return x->objects ? 0 : -1;
+}
+
+static void Extractor_dealloc(Extractor *x) {
+    PyMem_Free(x->term_table);
+    PyMem_Free(x->langs);
+    Py_XDECREF(x->causes);
+    Py_XDECREF(x->sides);
+    Py_XDECREF(x->objects);
+    Py_XDECREF(x->sum);
+    Py_XDECREF(x->round);
+    Py_XDECREF(x->four);
+    Py_TYPE(x)->tp_free((PyObject *)x);
+}
+
+static PyMethodDef Extractor_methods[] = {
+    {"hits", (PyCFunction)Extractor_hits, METH_VARARGS,
+     "hits(folded, factor): the causes a folded text speaks for, strongest first, as (weight, cause, hits), "
+     "only those Lexicon.extract keeps; each hit (weight, start, end, language, side), strongest first."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject ExtractorType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "services.detector.domain.causes._scan.Extractor",
+    .tp_basicsize = sizeof(Extractor),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "The hit loop of Lexicon.extract over compiled tries (see lexicon.py).",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Extractor_init,
+    .tp_dealloc = (destructor)Extractor_dealloc,
+    .tp_methods = Extractor_methods,
+};
+
 static struct PyModuleDef scan_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "_scan",
@@ -375,12 +936,11 @@ static struct PyModuleDef scan_module = {
 };
 
 PyMODINIT_FUNC PyInit__scan(void) {
-    if (PyType_Ready(&TrieType) < 0) return NULL;
+    if (PyType_Ready(&TrieType) < 0 || PyType_Ready(&ExtractorType) < 0) return NULL;
     PyObject *m = PyModule_Create(&scan_module);
     if (!m) return NULL;
-    Py_INCREF(&TrieType);
-    if (PyModule_AddObject(m, "Trie", (PyObject *)&TrieType) < 0) {
-        Py_DECREF(&TrieType);
+    if (PyModule_AddObjectRef(m, "Trie", (PyObject *)&TrieType) < 0 ||
+        PyModule_AddObjectRef(m, "Extractor", (PyObject *)&ExtractorType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

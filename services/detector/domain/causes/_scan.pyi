@@ -17,3 +17,17 @@ class Trie:
     def found_in(self, text: str) -> list[Any]: ...
     def starts(self, text: str) -> tuple[Any, ...]: ...
     def spans(self, text: str) -> tuple[list[int], list[int]]: ...
+
+class Extractor:
+    def __init__(
+        self,
+        terms: Trie,
+        term_table: list[tuple[int, int, int, int, int, float, bool, bool, bool]],
+        languages: list[tuple[str, int, int, int, bool, Trie, Trie, Trie, Trie, Trie, Trie, Trie]],
+        causes: list[str],
+        sides: tuple[str, ...],
+        settings: tuple[float, float, int, float, float],
+    ) -> None: ...
+    def hits(
+        self, folded: str, factor: float
+    ) -> list[tuple[float, str, list[tuple[float, int, int, str, str | None]]]]: ...

@@ -8,7 +8,7 @@ hedges, passing mentions, boosters and whose side a staff change is on.
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from operator import itemgetter
 from pathlib import Path
@@ -155,6 +155,10 @@ class Lexicon:
         self._terms = terms
         self._languages = dict(languages)
         self._settings = settings
+        native = _extractor(terms, self._languages, settings) if terms.native else None
+        self._kept: Callable[[str, float], list[tuple[float, str, list[_Hit]]]] = (
+            self._kept_here if native is None else native.hits
+        )
 
     @classmethod
     def load(cls, data_dir: Path | None = None, competitors: Sequence[str] = ()) -> Lexicon:
@@ -193,28 +197,37 @@ class Lexicon:
         if not text:
             return []
         shown, folded = prepare(text)
+        s = self._settings
+        factor = (s.kind_factor or {}).get(kind, 1.0) * (s.direction_factor or {}).get(direction, 1.0)
+        kept = self._kept(folded, factor)
+        if not kept:
+            return []
+        segmented = Segmented(folded)
+        # Only the causes kept are worth an excerpt and a Signal.
+        name = "field:lost_reason" if kind == "lost_reason" else None
+        return [
+            self._signal(cause, weight, cause_hits, shown, segmented, event_id, at, name)
+            for weight, cause, cause_hits in kept
+        ]
+
+    def _kept_here(self, folded: str, factor: float) -> list[tuple[float, str, list[_Hit]]]:
+        """The causes a folded text speaks for that ``extract`` keeps, strongest first, as (weight, cause, hits),
+        each cause's hits strongest first. ``_scan.Extractor.hits`` computes the same in C, and is used where it
+        is built."""
         found = self._terms.find(folded)
         if not found:
             return []
-        segmented = Segmented(folded)
-        hits = self._hits(segmented, found)
+        hits = self._hits(Segmented(folded), found)
         if not hits:
             return []
         s = self._settings
-        factor = (s.kind_factor or {}).get(kind, 1.0) * (s.direction_factor or {}).get(direction, 1.0)
         weighed = [
             (self._weight(cause_hits, factor), cause, cause_hits) for cause, cause_hits in hits.items()
         ]
         if len(weighed) > 1:
             weighed.sort(key=lambda w: -w[0])
         floor = max(weighed[0][0] * s.min_share, s.min_weight)
-        # Only the causes kept are worth an excerpt and a Signal.
-        name = "field:lost_reason" if kind == "lost_reason" else None
-        return [
-            self._signal(cause, weight, cause_hits, shown, segmented, event_id, at, name)
-            for weight, cause, cause_hits in weighed[: s.max_per_text]
-            if weight >= floor
-        ]
+        return [w for w in weighed[: s.max_per_text] if w[0] >= floor]
 
     def _hits(self, text: Segmented, found: list[tuple[int, int, Term]]) -> dict[str, list[_Hit]]:
         boosters = [(s, e, t) for s, e, t in found if t.boost]
@@ -296,6 +309,67 @@ class Lexicon:
         lo, hi = text.bounds(start, end, self._languages[lang].scope.sentences)
         words = excerpt(shown, start, end, lo, hi, EXCERPT_LIMIT)
         return Signal(cause, weight, at, event_id, words, side, name or f"text:{cause}")
+
+
+def _extractor(terms: LiteralSet[Term], languages: Mapping[str, Language], settings: ExtractSettings) -> Any:
+    """The compiled hit loop (``_scan.Extractor``) over the same terms and languages, which it takes as numbers:
+    terms by their index in a table, causes, languages and sides by their index."""
+    from services.detector.domain.causes import _scan
+
+    causes = [*CAUSES, ""]  # "" is a stop phrase's cause
+    names = list(languages)
+    table: list[Term] = []
+    index: dict[Term, int] = {}
+    numbered: list[tuple[Phrase, int]] = []
+    for phrase, term in terms.entries():
+        if term not in index:
+            index[term] = len(table)
+            table.append(term)
+        numbered.append((phrase, index[term]))
+
+    def cause(name: str | None) -> int:
+        return -1 if name is None else causes.index(name)
+
+    rows = [
+        (
+            cause(t.cause),
+            names.index(t.lang),
+            -1 if t.side is None else SIDES.index(t.side),
+            cause(t.when_ours),
+            cause(t.when_customer),
+            t.weight,
+            t.boost,
+            t.stop,
+            t.sided,
+        )
+        for t in table
+    ]
+    langs = [
+        (
+            name,
+            lang.scope.pre_chars,
+            lang.scope.post_chars,
+            lang.scope.booster_reach,
+            lang.scope.plain_breaks,
+            lang.scope.clauses.trie,
+            lang.scope.sentences.trie,
+            lang.pre.trie,
+            lang.post.trie,
+            lang.post_start.trie,
+            lang.sides.trie,
+            lang.after_cue.trie,
+        )
+        for name, lang in languages.items()
+    ]
+    s = settings
+    return _scan.Extractor(
+        LiteralSet(numbered, native=True).trie,
+        rows,
+        langs,
+        causes,
+        SIDES,
+        (s.merge_repeat, s.cap, s.max_per_text, s.min_share, s.min_weight),
+    )
 
 
 def _language(raw: Mapping[str, Any], path: Path) -> Language:

@@ -10,7 +10,7 @@ import html
 import re
 import unicodedata
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from itertools import product
@@ -221,14 +221,17 @@ class LiteralSet(Generic[V]):
             table.setdefault(phrase.text, []).append(value)
             seen[phrase] = None
         self._phrases = list(seen)
-        if NATIVE if native is None else native:
+        self.native = NATIVE if native is None else native
+        self.trie: Any = None
+        """The compiled trie (``_scan.Trie``) when ``native``."""
+        if self.native:
             ids: dict[tuple[str, bool], int] = {}
             values: list[tuple[Any, ...]] = []
             for wild, table in ((False, self._exact), (True, self._wild)):
                 for text, vs in table.items():
                     ids[text, wild] = len(values)
                     values.append(tuple(vs))
-            trie = _compiled(ids, values, plain=False)
+            trie = self.trie = _compiled(ids, values, plain=False)
             self.find, self.search, self.found_in, self.starts = (
                 trie.find,
                 trie.search,
@@ -249,6 +252,13 @@ class LiteralSet(Generic[V]):
 
     def __len__(self) -> int:
         return sum(len(v) for v in self._exact.values()) + sum(len(v) for v in self._wild.values())
+
+    def entries(self) -> Iterator[tuple[Phrase, V]]:
+        """Every phrase with each of its values, in the order given."""
+        for wild, table in ((False, self._exact), (True, self._wild)):
+            for text, values in table.items():
+                for v in values:
+                    yield Phrase(text, wild), v
 
     def values_of(self, matched: str) -> Sequence[V]:
         exact = self._exact.get(matched)
@@ -295,8 +305,11 @@ class Breaks:
 
     def __init__(self, marks: Iterable[str], *, native: bool | None = None):
         self.marks = sorted({m for m in marks if m}, key=len, reverse=True)
-        if (NATIVE if native is None else native) and self.marks:
-            self.spans = _compiled({(m, False): 0 for m in self.marks}, [()], plain=True).spans
+        self.trie: Any = None
+        """The compiled trie (``_scan.Trie``) when native."""
+        if NATIVE if native is None else native:
+            self.trie = _compiled({(m, False): 0 for m in self.marks}, [()], plain=True)
+            self.spans = self.trie.spans
         else:
             self.spans = self._regex_spans
 
