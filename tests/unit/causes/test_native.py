@@ -139,3 +139,34 @@ def test_the_lexicon_extracts_the_same_with_either(lexicon: Lexicon, slow: Lexic
             assert lexicon.extract(
                 sample, event_id="e", at=1.0, direction="inbound", kind=kind
             ) == slow.extract(sample, event_id="e", at=1.0, direction="inbound", kind=kind), sample
+
+
+def test_the_quick_preparation_takes_exactly_the_stable_characters() -> None:
+    """``prepare_stable`` declines a text with any character ``_UNSTABLE`` finds (or a tag's or entity's start),
+    and takes every other; none of the characters it takes but ASCII ones has a case to fold."""
+    from services.detector.domain.causes._scan import prepare_stable
+
+    for code in range(0x110000):
+        if 0xD800 <= code <= 0xDFFF:
+            continue
+        ch = chr(code)
+        declined = prepare_stable(ch) is None
+        assert declined == (text_module._UNSTABLE.match(ch) is not None or ch in "<&"), hex(code)
+        if not declined and code >= 0x80:
+            assert ch.casefold() == ch and ch.lower() == ch, hex(code)
+
+
+PREPARE_ALPHABET = "aZ1 \t\n\x1c\u3000\xa0-_/予ア。、「ＡÉ<&’ー"
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.text(PREPARE_ALPHABET, max_size=24))
+def test_the_quick_preparation_gives_what_preparing_in_python_gives(sample: str) -> None:
+    from services.detector.domain.causes._scan import prepare_stable
+
+    quick = prepare_stable(sample)
+    stable = text_module._UNSTABLE.search(sample) is None and "<" not in sample and "&" not in sample
+    assert (quick is not None) == stable
+    if quick is not None:
+        assert quick == text_module._prepare(sample)
+    assert text_module.prepare(sample) == text_module._prepare(sample)

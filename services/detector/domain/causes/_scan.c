@@ -928,11 +928,91 @@ static PyTypeObject ExtractorType = {
     .tp_methods = Extractor_methods,
 };
 
+/* ------------------------------------------------------------------------------------------------------------
+ * ``text.prepare`` for the texts most notes are: no tag or entity, and only characters that NFKC leaves alone and
+ * never joins (ASCII, kana, the common ideographs, Japanese punctuation: ``text._STABLE``, the same ranges). For
+ * those, preparing is: "_" and "/" become spaces, a hyphen between two word characters becomes a space, runs of
+ * whitespace become one space (none at the ends), and case folding is ASCII lower-casing (no other of these
+ * characters has a case). Any other text gives None, and ``prepare`` does it in Python.
+ */
+static inline int stable_char(Py_UCS4 c) {
+    return c < 0x80 || (c >= 0x3001 && c <= 0x3003) || (c >= 0x300C && c <= 0x3011) || c == 0x301C ||
+           (c >= 0x3041 && c <= 0x3096) || (c >= 0x30A1 && c <= 0x30FA) || c == 0x30FC ||
+           (c >= 0x4E00 && c <= 0x9FFF);
+}
+
+static PyObject *prepare_stable(PyObject *module, PyObject *text) {
+    (void)module;
+    if (!PyUnicode_Check(text)) {
+        PyErr_SetString(PyExc_TypeError, "prepare_stable takes a str");
+        return NULL;
+    }
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (c == '<' || c == '&' || !stable_char(c)) Py_RETURN_NONE;
+    }
+    Py_UCS4 *mapped = PyMem_Malloc(sizeof(Py_UCS4) * (size_t)(2 * n + 1));
+    if (!mapped) return PyErr_NoMemory();
+    Py_UCS4 *buf = mapped + n;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        mapped[i] = (c == '_' || c == '/') ? ' ' : c;
+    }
+    Py_ssize_t m = 0;
+    int upper = 0, pending = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 c = mapped[i];
+        /* the hyphen rule looks at the mapped text around it, as the regex does over the whole string */
+        if (c == '-' && i > 0 && i + 1 < n && Py_UNICODE_ISALNUM(mapped[i - 1]) && Py_UNICODE_ISALNUM(mapped[i + 1]))
+            c = ' ';
+        if (Py_UNICODE_ISSPACE(c)) {
+            pending = m > 0;
+            continue;
+        }
+        if (pending) {
+            buf[m++] = ' ';
+            pending = 0;
+        }
+        if (c >= 'A' && c <= 'Z') upper = 1;
+        buf[m++] = c;
+    }
+    PyObject *shown = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, buf, m);
+    if (!shown) {
+        PyMem_Free(mapped);
+        return NULL;
+    }
+    PyObject *folded;
+    if (upper) {
+        for (Py_ssize_t i = 0; i < m; i++)
+            if (buf[i] >= 'A' && buf[i] <= 'Z') buf[i] += 'a' - 'A';
+        folded = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, buf, m);
+    } else {
+        folded = Py_NewRef(shown);
+    }
+    PyMem_Free(mapped);
+    if (!folded) {
+        Py_DECREF(shown);
+        return NULL;
+    }
+    return Py_BuildValue("(NN)", shown, folded);
+}
+
+static PyMethodDef scan_functions[] = {
+    {"prepare_stable", (PyCFunction)prepare_stable, METH_O,
+     "prepare_stable(text): text.prepare's (shown, folded) for a text of stable characters without '<' or '&'; "
+     "None for any other text."},
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef scan_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "_scan",
     .m_doc = "The compiled phrase scanner of the cause lexicon.",
     .m_size = -1,
+    .m_methods = scan_functions,
 };
 
 PyMODINIT_FUNC PyInit__scan(void) {

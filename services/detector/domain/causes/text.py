@@ -20,9 +20,14 @@ try:
     from services.detector.domain.causes import _scan
 
     NATIVE = True
+    _prepare_stable: Callable[[str], tuple[str, str] | None] = _scan.prepare_stable
     """Whether the compiled phrase scanner is built; the tests require it."""
 except ImportError:  # not built (no C compiler where it was installed): the regexes find the same, slower
     NATIVE = False
+
+    def _prepare_stable(text: str) -> tuple[str, str] | None:
+        return None
+
 
 V = TypeVar("V")
 _Node = dict[str, "_Node"]
@@ -55,8 +60,13 @@ def prepare(text: str) -> tuple[str, str]:
     """The text to show (NFKC, tags stripped, spaces collapsed) and the text to match (that, case-folded).
 
     The two have the same length whenever case folding keeps lengths (nearly always), so a match position in the
-    folded text points at the same words in the shown text; otherwise the folded text is shown.
+    folded text points at the same words in the shown text; otherwise the folded text is shown. Most texts are
+    prepared by ``_scan.prepare_stable`` where it is built, the rest here.
     """
+    return _prepare_stable(text) or _prepare(text)
+
+
+def _prepare(text: str) -> tuple[str, str]:
     if "<" in text:
         text = _TAG.sub(" ", text)
     if "&" in text:
