@@ -374,6 +374,7 @@ static PyTypeObject TrieType = {
  */
 
 #define MAX_CAUSES 32
+#define ROUND_CACHE_BITS 8
 
 typedef struct {
     int32_t cause, lang, side, when_ours, when_customer; /* side and causes: -1 for none; side 0 ours, 1 customer */
@@ -401,6 +402,9 @@ typedef struct {
     double merge_repeat, cap, min_share, min_weight;
     Py_ssize_t max_per_text;
     PyObject *sum, *round, *four;
+    uint64_t round_in[1 << ROUND_CACHE_BITS];
+    double round_out[1 << ROUND_CACHE_BITS];
+    uint8_t round_filled[1 << ROUND_CACHE_BITS];
 } Extractor;
 
 typedef struct {
@@ -530,12 +534,26 @@ static int as_double(PyObject *o, double *out) {
     return (*out == -1.0 && PyErr_Occurred()) ? -1 : 0;
 }
 
+/* Python's round(v, 4) (correctly rounded through decimal digits, so not cheap), remembered for the last values
+ * seen in a small table: a lexicon's weights and factors repeat. A pure function of v's bits, so the table only
+ * saves the call. */
 static int py_round4(Extractor *x, double v, double *out) {
+    uint64_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    size_t slot = (size_t)((bits * 0x9E3779B97F4A7C15ull) >> (64 - ROUND_CACHE_BITS));
+    if (x->round_filled[slot] && x->round_in[slot] == bits) {
+        *out = x->round_out[slot];
+        return 0;
+    }
     PyObject *f = PyFloat_FromDouble(v);
     if (!f) return -1;
     PyObject *r = PyObject_CallFunctionObjArgs(x->round, f, x->four, NULL);
     Py_DECREF(f);
-    return as_double(r, out);
+    if (as_double(r, out) < 0) return -1;
+    x->round_in[slot] = bits;
+    x->round_out[slot] = *out;
+    x->round_filled[slot] = 1;
+    return 0;
 }
 
 /* ``Language.side``: whose person the hit is about, from side cues in its sentence (-1: neither). */
