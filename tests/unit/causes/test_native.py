@@ -10,12 +10,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.detector.domain.causes import Lexicon
+from services.detector.domain.causes import Lexicon, Signal
 from services.detector.domain.causes import text as text_module
 from services.detector.domain.causes.text import Breaks, LiteralSet, Phrase
 
 from .test_scan import FRAMES, PHRASES
 
+PREPARE_ALPHABET = "aZ1 \t\n\x1c\u3000\xa0-_/予ア。、「ＡÉ<&’ー"
 ALPHABET = "ab1 -予算。xZ"
 """ASCII letters and a digit (word boundaries), a space and a hyphen, ideographs and a full stop, an upper-case
 letter (not a word character for the boundary, as in the regex)."""
@@ -127,6 +128,28 @@ def test_the_compiled_hit_loop_keeps_what_the_python_one_keeps(
     assert lexicon._kept(folded, factor) == slow._kept_here(folded, factor)
 
 
+long_texts = st.lists(
+    st.tuples(st.sampled_from(PHRASE_LIST), st.sampled_from(GLUE)), min_size=4, max_size=24
+).map(lambda parts: "".join(p + g for p, g in parts))
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    st.one_of(mixed_texts, long_texts, st.text(PREPARE_ALPHABET, max_size=30)),
+    st.sampled_from(["inbound", "outbound", "internal", "elsewhere"]),
+    st.sampled_from(["note", "call", "email", "meeting", "task", "lost_reason", "other"]),
+)
+def test_the_compiled_extraction_gives_the_python_signals(
+    lexicon: Lexicon, slow: Lexicon, sample: str, direction: str, kind: str
+) -> None:
+    """Whole signals (excerpts cut around the words in long sentences, whose side, the lost reason's name),
+    for texts the quick preparation takes and texts it leaves to Python (full-width, tags, entities)."""
+    for variant in (sample, sample.upper(), f"<p>{sample}</p> &amp;"):
+        got = lexicon.extract(variant, event_id="e", at=1.5, direction=direction, kind=kind)
+        assert got == slow.extract(variant, event_id="e", at=1.5, direction=direction, kind=kind)
+        assert all(type(s) is Signal for s in got)
+
+
 def test_the_lexicon_extracts_the_same_with_either(lexicon: Lexicon, slow: Lexicon) -> None:
     """Every listed phrase in its frames, and the phrases run together, give the same signals either way."""
     assert lexicon._kept != lexicon._kept_here and slow._kept == slow._kept_here
@@ -155,8 +178,6 @@ def test_the_quick_preparation_takes_exactly_the_stable_characters() -> None:
         if not declined and code >= 0x80:
             assert ch.casefold() == ch and ch.lower() == ch, hex(code)
 
-
-PREPARE_ALPHABET = "aZ1 \t\n\x1c\u3000\xa0-_/予ア。、「ＡÉ<&’ー"
 
 
 @settings(max_examples=3000, deadline=None)

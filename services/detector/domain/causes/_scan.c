@@ -402,6 +402,9 @@ typedef struct {
     double merge_repeat, cap, min_share, min_weight;
     Py_ssize_t max_per_text;
     PyObject *sum, *round, *four;
+    PyObject *text_names;       /* "text:<cause>" for each cause */
+    PyObject *lost_reason_name; /* "field:lost_reason" */
+    Py_ssize_t excerpt_limit;
     uint64_t round_in[1 << ROUND_CACHE_BITS];
     double round_out[1 << ROUND_CACHE_BITS];
     uint8_t round_filled[1 << ROUND_CACHE_BITS];
@@ -511,16 +514,18 @@ static int least_in(const Trie *t, int kind, const void *data, Py_ssize_t lo, Py
 }
 
 /* Python's sum of the hits' weights (its own order of additions, whatever the version). */
-static PyObject *py_sum(Extractor *x, const Hit *hits, Py_ssize_t from, Py_ssize_t to) {
-    PyObject *list = PyList_New(to - from);
+static PyObject *py_sum(Extractor *x, const Hit *hits, Py_ssize_t from, Py_ssize_t to, int side) {
+    PyObject *list = PyList_New(0); /* the weights of the hits on ``side`` (any side: -1) */
     if (!list) return NULL;
     for (Py_ssize_t i = from; i < to; i++) {
+        if (side >= 0 && hits[i].side != side) continue;
         PyObject *w = PyFloat_FromDouble(hits[i].weight);
-        if (!w) {
+        if (!w || PyList_Append(list, w) < 0) {
+            Py_XDECREF(w);
             Py_DECREF(list);
             return NULL;
         }
-        PyList_SET_ITEM(list, i - from, w);
+        Py_DECREF(w);
     }
     PyObject *total = PyObject_CallOneArg(x->sum, list);
     Py_DECREF(list);
@@ -607,18 +612,41 @@ static PyObject *hit_tuple(Extractor *x, const Hit *h) {
     return Py_BuildValue("(dnnOO)", h->weight, h->start, h->end, x->langs[h->lang].name, side);
 }
 
-static PyObject *Extractor_hits(Extractor *x, PyObject *args) {
-    PyObject *text;
-    double factor;
-    if (!PyArg_ParseTuple(args, "Ud:hits", &text, &factor)) return NULL;
+/* What one text speaks for: its hits grouped by cause, causes in order of their first hit, each group strongest
+ * first; each cause's weight; the causes ``extract`` keeps, strongest first; the text's break positions. */
+typedef struct {
+    Hit *grouped;
+    Py_ssize_t first[MAX_CAUSES + 1];
+    int32_t cause[MAX_CAUSES];
+    double weight[MAX_CAUSES];
+    Py_ssize_t kept[MAX_CAUSES];
+    Py_ssize_t ncauses, nkept;
+    Spans *spans; /* clauses and sentences of each language */
+} Weighed;
+
+static void weighed_free(Extractor *x, Weighed *w) {
+    if (w->spans) {
+        for (Py_ssize_t i = 0; i < 2 * x->lang_count; i++) {
+            PyMem_Free(w->spans[i].starts);
+            PyMem_Free(w->spans[i].ends);
+        }
+    }
+    PyMem_Free(w->spans);
+    PyMem_Free(w->grouped);
+    w->spans = NULL;
+    w->grouped = NULL;
+}
+
+/* ``Lexicon._kept_here``: fills *w (free it with weighed_free, also on failure); -1 with an exception set. */
+static int weigh(Extractor *x, PyObject *text, double factor, Weighed *w) {
     Py_ssize_t len = PyUnicode_GET_LENGTH(text);
     int kind = PyUnicode_KIND(text);
     const void *data = PyUnicode_DATA(text);
     Found *found = NULL;
     Hit *hits = NULL;
-    Spans *spans = NULL;
-    PyObject *out = NULL;
+    int32_t *causes_of = NULL;
     Py_ssize_t nfound = 0, cap = 0, nhits = 0;
+    memset(w, 0, sizeof *w);
     /* every term hit, in order (``LiteralSet.find``) */
     for (Py_ssize_t p = 0; p < len;) {
         int32_t id;
@@ -642,18 +670,16 @@ static PyObject *Extractor_hits(Extractor *x, PyObject *args) {
         }
         p = e;
     }
-    if (nfound == 0) return PyList_New(0);
+    if (nfound == 0) return 0;
     hits = PyMem_Malloc(sizeof(Hit) * nfound);
-    spans = PyMem_Calloc((size_t)x->lang_count * 2, sizeof(Spans));
-    if (!hits || !spans) goto nomem;
+    causes_of = PyMem_Malloc(sizeof(int32_t) * nfound);
+    w->spans = PyMem_Calloc((size_t)x->lang_count * 2, sizeof(Spans));
+    if (!hits || !causes_of || !w->spans) goto nomem;
     uint32_t boosted = 0;
     for (Py_ssize_t i = 0; i < nfound; i++) {
         const Term *t = &x->term_table[found[i].term];
         if (t->boost) boosted |= 1u << t->cause;
     }
-    Py_ssize_t cause_order[MAX_CAUSES], ncauses = 0;
-    int32_t *causes_of = PyMem_Malloc(sizeof(int32_t) * nfound);
-    if (!causes_of) goto nomem;
     for (Py_ssize_t i = 0; i < nfound; i++) {
         const Term *t = &x->term_table[found[i].term];
         if (t->boost || t->stop || (t->weight <= 0.0 && !(boosted & (1u << t->cause)))) continue;
@@ -665,7 +691,7 @@ static PyObject *Extractor_hits(Extractor *x, PyObject *args) {
         if (boost || !lang->plain_breaks ||
             slice_has(lang->pre, kind, data, start > lang->pre_chars ? start - lang->pre_chars : 0, start) ||
             slice_has(lang->after_cue, kind, data, end, len - end > lang->post_chars ? end + lang->post_chars : len)) {
-            Spans *clauses = &spans[2 * t->lang];
+            Spans *clauses = &w->spans[2 * t->lang];
             if (spans_of(lang->clauses, kind, data, len, clauses) < 0) goto nomem;
             Py_ssize_t lo, hi;
             bounds_of(clauses, len, start, end, &lo, &hi);
@@ -704,15 +730,16 @@ static PyObject *Extractor_hits(Extractor *x, PyObject *args) {
         int32_t cause = t->cause, side = t->side;
         if (t->sided) {
             int32_t found_side;
-            if (side_of(x, lang, kind, data, len, &spans[2 * t->lang + 1], start, end, &found_side) < 0) goto fail;
+            if (side_of(x, lang, kind, data, len, &w->spans[2 * t->lang + 1], start, end, &found_side) < 0)
+                goto fail;
             if (found_side >= 0) side = found_side;
             if (side == 0 && t->when_ours >= 0) cause = t->when_ours;
             else if (side == 1 && t->when_customer >= 0) cause = t->when_customer;
         }
         Py_ssize_t c;
-        for (c = 0; c < ncauses && cause_order[c] != cause; c++) {
+        for (c = 0; c < w->ncauses && w->cause[c] != cause; c++) {
         }
-        if (c == ncauses) cause_order[ncauses++] = cause;
+        if (c == w->ncauses) w->cause[w->ncauses++] = cause;
         hits[nhits].weight = weight;
         hits[nhits].start = start;
         hits[nhits].end = end;
@@ -721,101 +748,229 @@ static PyObject *Extractor_hits(Extractor *x, PyObject *args) {
         causes_of[nhits] = cause;
         nhits++;
     }
-    {
-        /* group the hits by cause, causes in order of their first hit (``dict.setdefault``) */
-        Hit *grouped = PyMem_Malloc(sizeof(Hit) * (nhits ? nhits : 1));
-        Py_ssize_t first[MAX_CAUSES + 1];
-        double weighed[MAX_CAUSES];
-        Py_ssize_t order[MAX_CAUSES];
-        if (!grouped) {
-            PyMem_Free(causes_of);
-            goto nomem;
-        }
-        Py_ssize_t g = 0;
-        for (Py_ssize_t c = 0; c < ncauses; c++) {
-            first[c] = g;
-            for (Py_ssize_t i = 0; i < nhits; i++)
-                if (causes_of[i] == cause_order[c]) grouped[g++] = hits[i];
-        }
-        first[ncauses] = g;
-        PyMem_Free(causes_of);
-        for (Py_ssize_t c = 0; c < ncauses; c++) { /* ``Lexicon._weight`` */
-            Hit *h = &grouped[first[c]];
-            Py_ssize_t n = first[c + 1] - first[c];
-            double w;
-            if (n == 1) {
-                w = h[0].weight * factor;
-            } else {
-                sort_hits(h, n);
-                double rest;
-                if (as_double(py_sum(x, h, 1, n), &rest) < 0) {
-                    PyMem_Free(grouped);
-                    goto fail;
-                }
-                w = (h[0].weight + x->merge_repeat * rest) * factor;
-            }
-            if (py_round4(x, w < x->cap ? w : x->cap, &weighed[c]) < 0) {
-                PyMem_Free(grouped);
-                goto fail;
-            }
-            order[c] = c;
-        }
-        for (Py_ssize_t i = 1; i < ncauses; i++) { /* stable, strongest cause first */
-            Py_ssize_t v = order[i], j = i;
-            while (j > 0 && weighed[order[j - 1]] < weighed[v]) {
-                order[j] = order[j - 1];
-                j--;
-            }
-            order[j] = v;
-        }
-        out = PyList_New(0);
-        if (!out || ncauses == 0) {
-            PyMem_Free(grouped);
-            goto done;
-        }
-        double top = weighed[order[0]] * x->min_share;
-        double floor = x->min_weight > top ? x->min_weight : top;
-        for (Py_ssize_t k = 0; k < ncauses && k < x->max_per_text; k++) {
-            Py_ssize_t c = order[k];
-            if (!(weighed[c] >= floor)) continue;
-            PyObject *list = PyList_New(first[c + 1] - first[c]);
-            if (!list) goto grouped_fail;
-            for (Py_ssize_t i = first[c]; i < first[c + 1]; i++) {
-                PyObject *h = hit_tuple(x, &grouped[i]);
-                if (!h) {
-                    Py_DECREF(list);
-                    goto grouped_fail;
-                }
-                PyList_SET_ITEM(list, i - first[c], h);
-            }
-            PyObject *item = Py_BuildValue("(dON)", weighed[c], PyList_GET_ITEM(x->causes, cause_order[c]), list);
-            if (!item || PyList_Append(out, item) < 0) {
-                Py_XDECREF(item);
-                goto grouped_fail;
-            }
-            Py_DECREF(item);
-        }
-        PyMem_Free(grouped);
-        goto done;
-    grouped_fail:
-        PyMem_Free(grouped);
-        goto fail;
+    /* group the hits by cause (``dict.setdefault``) and weigh each cause (``Lexicon._weight``) */
+    w->grouped = PyMem_Malloc(sizeof(Hit) * (nhits ? nhits : 1));
+    if (!w->grouped) goto nomem;
+    Py_ssize_t g = 0;
+    Py_ssize_t order[MAX_CAUSES];
+    for (Py_ssize_t c = 0; c < w->ncauses; c++) {
+        w->first[c] = g;
+        for (Py_ssize_t i = 0; i < nhits; i++)
+            if (causes_of[i] == w->cause[c]) w->grouped[g++] = hits[i];
     }
+    w->first[w->ncauses] = g;
+    for (Py_ssize_t c = 0; c < w->ncauses; c++) {
+        Hit *h = &w->grouped[w->first[c]];
+        Py_ssize_t n = w->first[c + 1] - w->first[c];
+        double v;
+        if (n == 1) {
+            v = h[0].weight * factor;
+        } else {
+            sort_hits(h, n);
+            double rest;
+            if (as_double(py_sum(x, h, 1, n, -1), &rest) < 0) goto fail;
+            v = (h[0].weight + x->merge_repeat * rest) * factor;
+        }
+        if (py_round4(x, v < x->cap ? v : x->cap, &w->weight[c]) < 0) goto fail;
+        order[c] = c;
+    }
+    for (Py_ssize_t i = 1; i < w->ncauses; i++) { /* stable, strongest cause first */
+        Py_ssize_t v = order[i], j = i;
+        while (j > 0 && w->weight[order[j - 1]] < w->weight[v]) {
+            order[j] = order[j - 1];
+            j--;
+        }
+        order[j] = v;
+    }
+    if (w->ncauses) {
+        double top = w->weight[order[0]] * x->min_share;
+        double floor = x->min_weight > top ? x->min_weight : top;
+        for (Py_ssize_t k = 0; k < w->ncauses && k < x->max_per_text; k++)
+            if (w->weight[order[k]] >= floor) w->kept[w->nkept++] = order[k];
+    }
+    PyMem_Free(found);
+    PyMem_Free(hits);
+    PyMem_Free(causes_of);
+    return 0;
 nomem:
     PyErr_NoMemory();
 fail:
+    PyMem_Free(found);
+    PyMem_Free(hits);
+    PyMem_Free(causes_of);
+    return -1;
+}
+
+static PyObject *Extractor_hits(Extractor *x, PyObject *args) {
+    PyObject *text;
+    double factor;
+    if (!PyArg_ParseTuple(args, "Ud:hits", &text, &factor)) return NULL;
+    Weighed w;
+    PyObject *out = NULL;
+    if (weigh(x, text, factor, &w) < 0) goto done;
+    out = PyList_New(0);
+    for (Py_ssize_t k = 0; out && k < w.nkept; k++) {
+        Py_ssize_t c = w.kept[k];
+        PyObject *list = PyList_New(w.first[c + 1] - w.first[c]);
+        if (!list) goto fail;
+        for (Py_ssize_t i = w.first[c]; i < w.first[c + 1]; i++) {
+            PyObject *h = hit_tuple(x, &w.grouped[i]);
+            if (!h) {
+                Py_DECREF(list);
+                goto fail;
+            }
+            PyList_SET_ITEM(list, i - w.first[c], h);
+        }
+        PyObject *item = Py_BuildValue("(dON)", w.weight[c], PyList_GET_ITEM(x->causes, w.cause[c]), list);
+        if (!item || PyList_Append(out, item) < 0) {
+            Py_XDECREF(item);
+            goto fail;
+        }
+        Py_DECREF(item);
+    }
+    goto done;
+fail:
     Py_CLEAR(out);
 done:
-    if (spans) {
-        for (Py_ssize_t i = 0; i < 2 * x->lang_count; i++) {
-            PyMem_Free(spans[i].starts);
-            PyMem_Free(spans[i].ends);
-        }
-    }
-    PyMem_Free(spans);
-    PyMem_Free(hits);
-    PyMem_Free(found);
+    weighed_free(x, &w);
     return out;
+}
+
+/* ``text.excerpt``: the matched words inside their sentence, cut to ``limit`` characters around the match. */
+static PyObject *excerpt_of(PyObject *shown, Py_ssize_t start, Py_ssize_t end, Py_ssize_t lo, Py_ssize_t hi,
+                            Py_ssize_t limit) {
+    Py_ssize_t len = PyUnicode_GET_LENGTH(shown);
+    int kind = PyUnicode_KIND(shown);
+    const void *data = PyUnicode_DATA(shown);
+    if (lo < 0) lo = 0;
+    if (hi > len) hi = len;
+    Py_ssize_t left = lo, right = hi;
+    int cut = hi - lo > limit;
+    if (cut) {
+        Py_ssize_t room = limit - (end - start) - 2;
+        if (room < 0) room = 0;
+        left = start - room / 2 > lo ? start - room / 2 : lo;
+        right = left + limit - 2 < hi ? left + limit - 2 : hi;
+        left = right - (limit - 2) > lo ? right - (limit - 2) : lo;
+    }
+    if (right < left) right = left;
+    Py_ssize_t a = left, b = right; /* str.strip() */
+    while (a < b && Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, a))) a++;
+    while (b > a && Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, b - 1))) b--;
+    PyObject *words = PyUnicode_Substring(shown, a, b);
+    if (!words || !cut) return words;
+    int before = left > lo, after = right < hi;
+    if (!before && !after) return words;
+    PyObject *joined = PyUnicode_FromFormat("%s%U%s", before ? "\xe2\x80\xa6" : "", words, after ? "\xe2\x80\xa6" : "");
+    Py_DECREF(words);
+    return joined;
+}
+
+/* extract(text, event_id, at, direction, kind, prepare, signal, kind_factor, direction_factor): ``Lexicon.extract``
+ * whole. ``prepare``: the Python preparation, for a text ``prepare_stable`` declines; ``signal``: the Signal type,
+ * made without running its Python constructor. */
+static PyObject *prepare_stable(PyObject *module, PyObject *text);
+
+static PyObject *Extractor_extract(Extractor *x, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 9) {
+        PyErr_SetString(PyExc_TypeError, "extract takes 9 arguments");
+        return NULL;
+    }
+    PyObject *text = args[0], *event_id = args[1], *at = args[2], *direction = args[3], *kind = args[4];
+    PyObject *prepare = args[5], *signal = args[6], *kind_factor = args[7], *direction_factor = args[8];
+    if (!PyUnicode_Check(text)) {
+        PyErr_SetString(PyExc_TypeError, "text must be a str");
+        return NULL;
+    }
+    if (!PyType_Check(signal) || !PyType_IsSubtype((PyTypeObject *)signal, &PyTuple_Type) ||
+        !PyDict_Check(kind_factor) || !PyDict_Check(direction_factor)) {
+        PyErr_SetString(PyExc_TypeError, "signal must be a tuple type and the factors dicts");
+        return NULL;
+    }
+    if (PyUnicode_GET_LENGTH(text) == 0) return PyList_New(0);
+    PyObject *prepared = prepare_stable(NULL, text);
+    if (prepared == Py_None) {
+        Py_DECREF(prepared);
+        prepared = PyObject_CallOneArg(prepare, text);
+    }
+    if (!prepared) return NULL;
+    if (!PyTuple_Check(prepared) || PyTuple_GET_SIZE(prepared) != 2 || !PyUnicode_Check(PyTuple_GET_ITEM(prepared, 0)) ||
+        !PyUnicode_Check(PyTuple_GET_ITEM(prepared, 1))) {
+        Py_DECREF(prepared);
+        PyErr_SetString(PyExc_TypeError, "prepare must give two str");
+        return NULL;
+    }
+    PyObject *shown = PyTuple_GET_ITEM(prepared, 0), *folded = PyTuple_GET_ITEM(prepared, 1);
+    double factor = 1.0, f;
+    PyObject *v = PyDict_GetItemWithError(kind_factor, kind);
+    if (v) {
+        if ((f = PyFloat_AsDouble(v)) == -1.0 && PyErr_Occurred()) goto fail_prepared;
+        factor = f;
+    } else if (PyErr_Occurred()) {
+        goto fail_prepared;
+    }
+    v = PyDict_GetItemWithError(direction_factor, direction);
+    if (v) {
+        if ((f = PyFloat_AsDouble(v)) == -1.0 && PyErr_Occurred()) goto fail_prepared;
+        factor *= f;
+    } else if (PyErr_Occurred()) {
+        goto fail_prepared;
+    } else {
+        factor *= 1.0;
+    }
+    Weighed w;
+    PyObject *out = NULL;
+    if (weigh(x, folded, factor, &w) < 0) goto done;
+    out = PyList_New(w.nkept);
+    int lost_reason = PyUnicode_Check(kind) && PyUnicode_CompareWithASCIIString(kind, "lost_reason") == 0;
+    Py_ssize_t len = PyUnicode_GET_LENGTH(folded);
+    for (Py_ssize_t k = 0; out && k < w.nkept; k++) { /* ``Lexicon._signal`` */
+        Py_ssize_t c = w.kept[k];
+        const Hit *top = &w.grouped[w.first[c]];
+        PyObject *side = Py_None;
+        if (PyUnicode_CompareWithASCIIString(PyList_GET_ITEM(x->causes, w.cause[c]), "staff_change") == 0) {
+            double ours, customer;
+            if (as_double(py_sum(x, w.grouped, w.first[c], w.first[c + 1], 0), &ours) < 0 ||
+                as_double(py_sum(x, w.grouped, w.first[c], w.first[c + 1], 1), &customer) < 0)
+                goto fail;
+            if (ours != customer) side = PyTuple_GET_ITEM(x->sides, ours > customer ? 0 : 1);
+        }
+        const Lang *lang = &x->langs[top->lang];
+        Spans *sentences = &w.spans[2 * top->lang + 1];
+        if (spans_of(lang->sentences, PyUnicode_KIND(folded), PyUnicode_DATA(folded), len, sentences) < 0) {
+            PyErr_NoMemory();
+            goto fail;
+        }
+        Py_ssize_t lo, hi;
+        bounds_of(sentences, len, top->start, top->end, &lo, &hi);
+        PyObject *words = excerpt_of(shown, top->start, top->end, lo, hi, x->excerpt_limit);
+        if (!words) goto fail;
+        PyObject *weight = PyFloat_FromDouble(w.weight[c]);
+        PyObject *name = lost_reason ? x->lost_reason_name : PyList_GET_ITEM(x->text_names, w.cause[c]);
+        PyObject *fields = weight ? PyTuple_Pack(7, PyList_GET_ITEM(x->causes, w.cause[c]), weight, at, event_id,
+                                                 words, side, name)
+                                  : NULL;
+        Py_XDECREF(weight);
+        Py_DECREF(words);
+        if (!fields) goto fail;
+        PyObject *packed = PyTuple_Pack(1, fields);
+        Py_DECREF(fields);
+        if (!packed) goto fail;
+        PyObject *made = PyTuple_Type.tp_new((PyTypeObject *)signal, packed, NULL);
+        Py_DECREF(packed);
+        if (!made) goto fail;
+        PyList_SET_ITEM(out, k, made);
+    }
+    goto done;
+fail:
+    Py_CLEAR(out);
+done:
+    weighed_free(x, &w);
+    Py_DECREF(prepared);
+    return out;
+fail_prepared:
+    Py_DECREF(prepared);
+    return NULL;
 }
 
 static Trie *as_trie(PyObject *o) {
@@ -848,9 +1003,21 @@ static int Extractor_init(Extractor *x, PyObject *args, PyObject *kwds) {
         PyErr_SetString(PyExc_ValueError, "too many causes, or sides not a pair");
         return -1;
     }
-    if (!PyArg_ParseTuple(settings, "ddndd:settings", &x->merge_repeat, &x->cap, &x->max_per_text, &x->min_share,
-                          &x->min_weight))
+    if (!PyArg_ParseTuple(settings, "ddnddn:settings", &x->merge_repeat, &x->cap, &x->max_per_text, &x->min_share,
+                          &x->min_weight, &x->excerpt_limit))
         return -1;
+    if (x->excerpt_limit < 2) {
+        PyErr_SetString(PyExc_ValueError, "excerpt limit below 2");
+        return -1;
+    }
+    x->text_names = PyList_New(ncauses);
+    x->lost_reason_name = PyUnicode_FromString("field:lost_reason");
+    if (!x->text_names || !x->lost_reason_name) return -1;
+    for (Py_ssize_t i = 0; i < ncauses; i++) {
+        PyObject *name = PyUnicode_FromFormat("text:%U", PyList_GET_ITEM(causes, i));
+        if (!name) return -1;
+        PyList_SET_ITEM(x->text_names, i, name);
+    }
     x->term_count = PyList_GET_SIZE(table);
     x->lang_count = PyList_GET_SIZE(langs);
     x->term_table = PyMem_Calloc((size_t)(x->term_count ? x->term_count : 1), sizeof(Term));
@@ -925,10 +1092,15 @@ static void Extractor_dealloc(Extractor *x) {
     Py_XDECREF(x->sum);
     Py_XDECREF(x->round);
     Py_XDECREF(x->four);
+    Py_XDECREF(x->text_names);
+    Py_XDECREF(x->lost_reason_name);
     Py_TYPE(x)->tp_free((PyObject *)x);
 }
 
 static PyMethodDef Extractor_methods[] = {
+    {"extract", (PyCFunction)(void (*)(void))Extractor_extract, METH_FASTCALL,
+     "extract(text, event_id, at, direction, kind, prepare, signal, kind_factor, direction_factor): "
+     "Lexicon.extract's signals (see lexicon.py)."},
     {"hits", (PyCFunction)Extractor_hits, METH_VARARGS,
      "hits(folded, factor): the causes a folded text speaks for, strongest first, as (weight, cause, hits), "
      "only those Lexicon.extract keeps; each hit (weight, start, end, language, side), strongest first."},

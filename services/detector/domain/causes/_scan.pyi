@@ -26,8 +26,20 @@ class Extractor:
         languages: list[tuple[str, int, int, int, bool, Trie, Trie, Trie, Trie, Trie, Trie, Trie]],
         causes: list[str],
         sides: tuple[str, ...],
-        settings: tuple[float, float, int, float, float],
+        settings: tuple[float, float, int, float, float, int],
     ) -> None: ...
+    def extract(
+        self,
+        text: str,
+        event_id: Any,
+        at: Any,
+        direction: str,
+        kind: str,
+        prepare: Any,
+        signal: type,
+        kind_factor: dict[str, float],
+        direction_factor: dict[str, float],
+    ) -> list[Any]: ...
     def hits(
         self, folded: str, factor: float
     ) -> list[tuple[float, str, list[tuple[float, int, int, str, str | None]]]]: ...

@@ -20,6 +20,7 @@ from services.detector.domain.causes.text import (
     LiteralSet,
     Phrase,
     Segmented,
+    _prepare,
     excerpt,
     fold,
     is_alnum,
@@ -155,10 +156,13 @@ class Lexicon:
         self._terms = terms
         self._languages = dict(languages)
         self._settings = settings
-        native = _extractor(terms, self._languages, settings) if terms.native else None
+        self._native = _extractor(terms, self._languages, settings) if terms.native else None
+        """The compiled ``extract`` (``_scan.Extractor``) where it is built; the Python below is its reference."""
         self._kept: Callable[[str, float], list[tuple[float, str, list[_Hit]]]] = (
-            self._kept_here if native is None else native.hits
+            self._kept_here if self._native is None else self._native.hits
         )
+        self._kind_factor = dict(settings.kind_factor or {})
+        self._direction_factor = dict(settings.direction_factor or {})
 
     @classmethod
     def load(cls, data_dir: Path | None = None, competitors: Sequence[str] = ()) -> Lexicon:
@@ -196,6 +200,18 @@ class Lexicon:
         """
         if not text:
             return []
+        if self._native is not None:
+            return self._native.extract(  # type: ignore[no-any-return]
+                text,
+                event_id,
+                at,
+                direction,
+                kind,
+                _prepare,
+                Signal,
+                self._kind_factor,
+                self._direction_factor,
+            )
         shown, folded = prepare(text)
         s = self._settings
         factor = (s.kind_factor or {}).get(kind, 1.0) * (s.direction_factor or {}).get(direction, 1.0)
@@ -368,7 +384,7 @@ def _extractor(terms: LiteralSet[Term], languages: Mapping[str, Language], setti
         langs,
         causes,
         SIDES,
-        (s.merge_repeat, s.cap, s.max_per_text, s.min_share, s.min_weight),
+        (s.merge_repeat, s.cap, s.max_per_text, s.min_share, s.min_weight, EXCERPT_LIMIT),
     )
 
 
