@@ -179,7 +179,6 @@ def test_the_quick_preparation_takes_exactly_the_stable_characters() -> None:
             assert ch.casefold() == ch and ch.lower() == ch, hex(code)
 
 
-
 @settings(max_examples=3000, deadline=None)
 @given(st.text(PREPARE_ALPHABET, max_size=24))
 def test_the_quick_preparation_gives_what_preparing_in_python_gives(sample: str) -> None:

@@ -162,6 +162,8 @@ def rank_for_keeping(signals: Iterable[K], limit: int) -> list[K]:
     """
     if limit <= 0:
         return []
+    if isinstance(signals, list) and len(signals) == 1:  # a deal's first signal: nothing to rank
+        return [signals[0]]
     best: dict[tuple[str, str], K] = {}
     for s in signals:
         key = (s[3], s[0])
