@@ -6,6 +6,9 @@ falls back to where the scanner is not built. CI builds it (``make setup``), so 
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -190,3 +193,43 @@ def test_the_quick_preparation_gives_what_preparing_in_python_gives(sample: str)
     if quick is not None:
         assert quick == text_module._prepare(sample)
     assert text_module.prepare(sample) == text_module._prepare(sample)
+
+
+kept_signal = st.builds(
+    lambda cause, weight, at, event, as_list: (
+        [cause, weight, int(at), event, "words", None, None]
+        if as_list
+        else Signal(cause, weight, at, event, "words")
+    ),
+    st.sampled_from(["budget", "competitor", "no_response", "staff_change"]),
+    st.sampled_from([0.5, 0.8, 1.0, 1.6, 2.0, 2.4]),
+    st.one_of(
+        st.integers(1_780_000_000, 1_790_000_000),
+        st.sampled_from([1_785_000_000.0, 1_785_000_000.5]),
+        # a half-life (45 days) apart: 2.0 then and 1.0 now weigh the same, and time decides
+        st.sampled_from([1_785_000_000 - 3_888_000 * k for k in range(3)]),
+    ),
+    st.sampled_from(["e1", "e2", "e3", "e4", "e5", "e6", "e7", "e8"]),
+    st.booleans(),
+)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(kept_signal, max_size=12), st.integers(-1, 8))
+def test_the_compiled_ranking_keeps_what_the_python_one_keeps(signals: list[Any], limit: int) -> None:
+    """Stored lists and new signals together, repeated events and causes, equal weights and times, chatty
+    causes: the same signals kept, the same objects, in the same order."""
+    classify_module = importlib.import_module("services.detector.domain.causes.classify")
+
+    got = classify_module.rank_for_keeping(signals, limit)
+    want = classify_module._rank_here(signals, limit)
+    assert [id(s) for s in got] == [id(s) for s in want]
+
+
+def test_the_compiled_ranking_leaves_what_it_does_not_know_to_python() -> None:
+    from services.detector.domain.causes._scan import rank
+
+    assert rank([["budget", 1, 5, "e1"]], 3, 86_400.0, 3) is NotImplemented  # a weight that is an int
+    assert rank([("budget", 1.0, None, "e1")], 3, 86_400.0, 3) is NotImplemented
+    assert rank([["budget", float("nan"), 5, "e1"]], 3, 86_400.0, 3) is NotImplemented
+    assert rank([["budget", 1.0, 5, "e1"]], 3, 86_400.0, 3) == [["budget", 1.0, 5, "e1"]]

@@ -17,6 +17,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <math.h>
 #include <string.h>
 
 enum { TERM_NONE = 0, TERM_END = 1, TERM_BOUND = 2, TERM_WILD = 3 };
@@ -1190,7 +1191,140 @@ static PyObject *prepare_stable(PyObject *module, PyObject *text) {
     return Py_BuildValue("(NN)", shown, folded);
 }
 
+/* ------------------------------------------------------------------------------------------------------------
+ * ``classify.rank_for_keeping`` for the signals a deal keeps: the same order from the same keys. Gives
+ * NotImplemented for anything but lists or tuples of (cause str, weight float, time int or float, event id str,
+ * ...) with finite numbers, and the Python version ranks those.
+ */
+typedef struct {
+    PyObject *item, *cause, *event;
+    double weight, at, k0;
+    int count_rank; /* position among its cause, from 1 */
+} Ranked;
+
+static int ranked_before(const Ranked *a, const Ranked *b) { /* a's key < b's key */
+    if (a->k0 != b->k0) return a->k0 < b->k0;
+    if (a->at != b->at) return -a->at < -b->at;
+    int c = PyUnicode_Compare(a->event, b->event);
+    if (c != 0) return c < 0;
+    return PyUnicode_Compare(a->cause, b->cause) < 0;
+}
+
+static PyObject *rank_signals(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    Py_ssize_t limit, per_cause;
+    double half_life;
+    if (nargs != 4 || !PyList_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "rank(signals: list, limit, half_life, per_cause)");
+        return NULL;
+    }
+    limit = PyLong_AsSsize_t(args[1]);
+    half_life = PyFloat_AsDouble(args[2]);
+    per_cause = PyLong_AsSsize_t(args[3]);
+    if (PyErr_Occurred()) return NULL;
+    PyObject *signals = args[0];
+    Py_ssize_t n = PyList_GET_SIZE(signals);
+    if (limit <= 0) return PyList_New(0);
+    Ranked *best = PyMem_Malloc(sizeof(Ranked) * (size_t)(n ? n : 1));
+    if (!best) return PyErr_NoMemory();
+    Py_ssize_t m = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *s = PyList_GET_ITEM(signals, i);
+        PyObject *cause, *w, *at, *event;
+        if (PyList_Check(s) && PyList_GET_SIZE(s) >= 4) {
+            cause = PyList_GET_ITEM(s, 0), w = PyList_GET_ITEM(s, 1), at = PyList_GET_ITEM(s, 2), event = PyList_GET_ITEM(s, 3);
+        } else if (PyTuple_Check(s) && PyTuple_GET_SIZE(s) >= 4) {
+            cause = PyTuple_GET_ITEM(s, 0), w = PyTuple_GET_ITEM(s, 1), at = PyTuple_GET_ITEM(s, 2), event = PyTuple_GET_ITEM(s, 3);
+        } else {
+            goto python;
+        }
+        if (!PyUnicode_CheckExact(cause) || !PyUnicode_CheckExact(event) || !PyFloat_CheckExact(w)) goto python;
+        double t;
+        if (PyFloat_CheckExact(at)) {
+            t = PyFloat_AS_DOUBLE(at);
+        } else if (PyLong_CheckExact(at)) {
+            int overflow;
+            long long v = PyLong_AsLongLongAndOverflow(at, &overflow);
+            if (overflow || v > (1LL << 53) || v < -(1LL << 53)) goto python;
+            t = (double)v;
+        } else {
+            goto python;
+        }
+        double weight = PyFloat_AS_DOUBLE(w);
+        if (!isfinite(weight) || !isfinite(t)) goto python;
+        Py_ssize_t k;
+        for (k = 0; k < m; k++) /* one signal per event and cause, the first of the strongest */
+            if (PyUnicode_Compare(best[k].event, event) == 0 && PyUnicode_Compare(best[k].cause, cause) == 0) break;
+        if (k == m) {
+            best[m].item = s, best[m].cause = cause, best[m].event = event, best[m].weight = weight, best[m].at = t;
+            m++;
+        } else if (weight > best[k].weight) {
+            best[k].item = s, best[k].cause = cause, best[k].event = event, best[k].weight = weight, best[k].at = t;
+        }
+    }
+    if (m == 0) {
+        PyMem_Free(best);
+        return PyList_New(0);
+    }
+    double newest = best[0].at;
+    for (Py_ssize_t k = 1; k < m; k++)
+        if (best[k].at > newest) newest = best[k].at;
+    for (Py_ssize_t k = 0; k < m; k++) {
+        best[k].k0 = -(best[k].weight * pow(0.5, (newest - best[k].at) / half_life));
+        if (!isfinite(best[k].k0)) goto python;
+    }
+    for (Py_ssize_t i = 1; i < m; i++) { /* sorted by key (keys are unique) */
+        Ranked v = best[i];
+        Py_ssize_t j = i;
+        while (j > 0 && ranked_before(&v, &best[j - 1])) {
+            best[j] = best[j - 1];
+            j--;
+        }
+        best[j] = v;
+    }
+    if (PyErr_Occurred()) goto fail;
+    /* at most ``per_cause`` of one cause while others wait: those first, the rest after, then the first ``limit``
+     * of that back in rank order */
+    int *take = PyMem_Calloc((size_t)m, sizeof(int));
+    if (!take) {
+        PyMem_Free(best);
+        return PyErr_NoMemory();
+    }
+    Py_ssize_t taken = 0;
+    if (m > per_cause) {
+        for (Py_ssize_t i = 0; i < m; i++) {
+            int count = 1;
+            for (Py_ssize_t j = 0; j < i; j++)
+                if (PyUnicode_Compare(best[j].cause, best[i].cause) == 0) count++;
+            best[i].count_rank = count;
+        }
+        for (int pass = 0; pass < 2; pass++)
+            for (Py_ssize_t i = 0; i < m && taken < limit; i++)
+                if ((best[i].count_rank <= per_cause) == (pass == 0)) take[i] = 1, taken++;
+    } else {
+        for (Py_ssize_t i = 0; i < m && taken < limit; i++) take[i] = 1, taken++;
+    }
+    PyObject *out = PyList_New(taken);
+    if (out) {
+        Py_ssize_t o = 0;
+        for (Py_ssize_t i = 0; i < m; i++)
+            if (take[i]) PyList_SET_ITEM(out, o++, Py_NewRef(best[i].item));
+    }
+    PyMem_Free(take);
+    PyMem_Free(best);
+    return out;
+python:
+    PyMem_Free(best);
+    Py_RETURN_NOTIMPLEMENTED;
+fail:
+    PyMem_Free(best);
+    return NULL;
+}
+
 static PyMethodDef scan_functions[] = {
+    {"rank", (PyCFunction)(void (*)(void))rank_signals, METH_FASTCALL,
+     "rank(signals, limit, half_life, per_cause): classify.rank_for_keeping's answer for a list of plain signals, "
+     "or NotImplemented."},
     {"prepare_stable", (PyCFunction)prepare_stable, METH_O,
      "prepare_stable(text): text.prepare's (shown, folded) for a text of stable characters without '<' or '&'; "
      "None for any other text."},

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from operator import itemgetter
 from typing import Any, NamedTuple, TypeVar
 
 from services.detector.domain.causes.lexicon import Lexicon
 from services.detector.domain.causes.model import CAUSES, Classification, Facts, Signal
 from services.detector.domain.causes.rules import DAY, Rules, Shown, Value, default_rules, describe, render
+from services.detector.domain.causes.text import NATIVE
 
 Evidence = tuple[str | None, str, str]
 _SCORABLE = frozenset(c for c in CAUSES if c != "unknown")
@@ -17,6 +18,13 @@ KEEP_HALF_LIFE_DAYS = 45.0
 KEEP_PER_CAUSE = 3
 _KEEP_HALF_LIFE = KEEP_HALF_LIFE_DAYS * DAY
 K = TypeVar("K", bound=Sequence[Any])
+
+_rank: Callable[[list[Any], int, float, int], Any] | None = None
+"""``_scan.rank`` where the scanner is built: ``rank_for_keeping`` in C."""
+if NATIVE:
+    from services.detector.domain.causes import _scan
+
+    _rank = _scan.rank
 
 
 class _Item(NamedTuple):
@@ -160,6 +168,15 @@ def rank_for_keeping(signals: Iterable[K], limit: int) -> list[K]:
     Takes ``Signal`` tuples or the lists a deal's state keeps them as (the same first four fields: cause, weight,
     time, event id), so that the signals a deal already keeps are ranked without being made again.
     """
+    if _rank is not None and type(signals) is list:
+        ranked = _rank(signals, limit, _KEEP_HALF_LIFE, KEEP_PER_CAUSE)
+        if ranked is not NotImplemented:
+            return ranked  # type: ignore[no-any-return]
+    return _rank_here(signals, limit)
+
+
+def _rank_here(signals: Iterable[K], limit: int) -> list[K]:
+    """``rank_for_keeping`` in Python: its reference, and the ranking of anything ``_scan.rank`` declines."""
     if limit <= 0:
         return []
     if isinstance(signals, list) and len(signals) == 1:  # a deal's first signal: nothing to rank
