@@ -1,5 +1,6 @@
-"""The term scan is a shortcut (one regex with its first characters in lookahead groups, an ASCII-only regex for
-ASCII text); it must never miss a phrase the data files list, whatever the script, width or case it is written in.
+"""The term scan is a shortcut (a compiled trie, or where it is not built one regex with its first characters in
+lookahead groups and an ASCII-only regex for ASCII text); it must never miss a phrase the data files list,
+whatever the script, width or case it is written in.
 """
 
 from __future__ import annotations

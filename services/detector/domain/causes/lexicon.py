@@ -1,8 +1,11 @@
 """Text to cause signals: the per-language lexicons in ``data/causes_lexicon.*.toml``, compiled once.
 
-All languages' phrases go into one literal set (one regex), so a text is scanned once whatever its language and
+All languages' phrases go into one literal set (one trie), so a text is scanned once whatever its language and
 a mixed Japanese-English note needs nothing special; each hit then uses its own language's rules for negation,
 hedges, passing mentions, boosters and whose side a staff change is on.
+
+Where ``_scan`` is built, ``extract`` runs in C (``_scan.Extractor``) over the same data, with the same arithmetic
+in the same order; the Python methods below are its reference (the tests hold the two equal) and its stand-in.
 """
 
 from __future__ import annotations
@@ -75,7 +78,7 @@ class Language:
     post_start: LiteralSet[float]
     sides: LiteralSet[tuple[str, float]]
     after_cue: LiteralSet[float]
-    """The cues of ``post`` and ``post_start`` in one regex: a hit with no cue before it and none of these after
+    """The cues of ``post`` and ``post_start`` in one set: a hit with no cue before it and none of these after
     it (nearly every hit) is left as it is after two searches."""
 
     def alone(self, folded: str, start: int, end: int) -> bool:
