@@ -106,6 +106,22 @@ static Py_ssize_t match_at(const Trie *t, int kind, const void *data, Py_ssize_t
     return -1;
 }
 
+/* The next hit from *p on, as a regex's finditer moves (leftmost, then the trie's preference): its start in *start,
+ * its value id in *id, its end returned and *p moved to it; -1 when none is left before ``hi``. */
+static Py_ssize_t next_hit(const Trie *t, int kind, const void *data, Py_ssize_t *p, Py_ssize_t hi, Py_ssize_t behind,
+                           Py_ssize_t *start, int32_t *id) {
+    for (Py_ssize_t q = *p; q < hi; q++) {
+        Py_ssize_t e = match_at(t, kind, data, q, hi, behind, id);
+        if (e >= 0) {
+            *start = q;
+            *p = e;
+            return e;
+        }
+    }
+    *p = hi;
+    return -1;
+}
+
 static int range_of(PyObject *text, Py_ssize_t *lo, Py_ssize_t *hi) {
     Py_ssize_t len = PyUnicode_GET_LENGTH(text);
     if (*hi < 0 || *hi > len) *hi = len;
@@ -145,18 +161,13 @@ static PyObject *Trie_find(Trie *self, PyObject *args) {
     const void *data = PyUnicode_DATA(text);
     PyObject *out = PyList_New(0);
     if (!out) return NULL;
-    for (Py_ssize_t p = lo; p < hi;) {
-        int32_t id;
-        Py_ssize_t e = match_at(self, kind, data, p, hi, 0, &id);
-        if (e < 0) {
-            p++;
-            continue;
-        }
-        if (append_hits(self, out, p, e, id) < 0) {
+    Py_ssize_t p = lo, s, e;
+    int32_t id;
+    while ((e = next_hit(self, kind, data, &p, hi, 0, &s, &id)) >= 0) {
+        if (append_hits(self, out, s, e, id) < 0) {
             Py_DECREF(out);
             return NULL;
         }
-        p = e;
     }
     return out;
 }
@@ -168,11 +179,9 @@ static PyObject *Trie_search(Trie *self, PyObject *args) {
     range_of(text, &lo, &hi);
     int kind = PyUnicode_KIND(text);
     const void *data = PyUnicode_DATA(text);
-    for (Py_ssize_t p = lo; p < hi; p++) {
-        int32_t id;
-        if (match_at(self, kind, data, p, hi, lo, &id) >= 0) Py_RETURN_TRUE;
-    }
-    Py_RETURN_FALSE;
+    Py_ssize_t p = lo, s;
+    int32_t id;
+    return PyBool_FromLong(next_hit(self, kind, data, &p, hi, lo, &s, &id) >= 0);
 }
 
 static PyObject *Trie_found_in(Trie *self, PyObject *args) {
@@ -183,13 +192,9 @@ static PyObject *Trie_found_in(Trie *self, PyObject *args) {
     const void *data = PyUnicode_DATA(text);
     PyObject *out = PyList_New(0);
     if (!out) return NULL;
-    for (Py_ssize_t p = 0; p < hi;) {
-        int32_t id;
-        Py_ssize_t e = match_at(self, kind, data, p, hi, 0, &id);
-        if (e < 0) {
-            p++;
-            continue;
-        }
+    Py_ssize_t p = 0, s;
+    int32_t id;
+    while (next_hit(self, kind, data, &p, hi, 0, &s, &id) >= 0) {
         PyObject *vals = PyList_GET_ITEM(self->values, id);
         for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(vals); i++) {
             if (PyList_Append(out, PyTuple_GET_ITEM(vals, i)) < 0) {
@@ -197,7 +202,6 @@ static PyObject *Trie_found_in(Trie *self, PyObject *args) {
                 return NULL;
             }
         }
-        p = e;
     }
     return out;
 }
@@ -222,19 +226,14 @@ static PyObject *Trie_spans(Trie *self, PyObject *args) {
     const void *data = PyUnicode_DATA(text);
     PyObject *starts = PyList_New(0), *ends = PyList_New(0);
     if (!starts || !ends) goto fail;
-    for (Py_ssize_t p = 0; p < hi;) {
-        int32_t id;
-        Py_ssize_t e = match_at(self, kind, data, p, hi, 0, &id);
-        if (e < 0) {
-            p++;
-            continue;
-        }
-        PyObject *ps = PyLong_FromSsize_t(p), *pe = PyLong_FromSsize_t(e);
+    Py_ssize_t p = 0, s, e;
+    int32_t id;
+    while ((e = next_hit(self, kind, data, &p, hi, 0, &s, &id)) >= 0) {
+        PyObject *ps = PyLong_FromSsize_t(s), *pe = PyLong_FromSsize_t(e);
         int bad = !ps || !pe || PyList_Append(starts, ps) < 0 || PyList_Append(ends, pe) < 0;
         Py_XDECREF(ps);
         Py_XDECREF(pe);
         if (bad) goto fail;
-        p = e;
     }
     return Py_BuildValue("(NN)", starts, ends);
 fail:
@@ -435,13 +434,9 @@ static int spans_of(const Trie *t, int kind, const void *data, Py_ssize_t len, S
     sp->starts = PyMem_Malloc(sizeof(Py_ssize_t) * cap);
     sp->ends = PyMem_Malloc(sizeof(Py_ssize_t) * cap);
     if (!sp->starts || !sp->ends) return -1;
-    for (Py_ssize_t p = 0; p < len;) {
-        int32_t id;
-        Py_ssize_t e = match_at(t, kind, data, p, len, 0, &id);
-        if (e < 0) {
-            p++;
-            continue;
-        }
+    Py_ssize_t p = 0, s, e;
+    int32_t id;
+    while ((e = next_hit(t, kind, data, &p, len, 0, &s, &id)) >= 0) {
         if (n == cap) {
             cap *= 2;
             Py_ssize_t *a = PyMem_Realloc(sp->starts, sizeof(Py_ssize_t) * cap);
@@ -451,10 +446,9 @@ static int spans_of(const Trie *t, int kind, const void *data, Py_ssize_t len, S
             if (!a) return -1;
             sp->ends = a;
         }
-        sp->starts[n] = p;
+        sp->starts[n] = s;
         sp->ends[n] = e;
         n++;
-        p = e;
     }
     sp->n = n;
     sp->done = 1;
@@ -482,25 +476,21 @@ static void bounds_of(const Spans *sp, Py_ssize_t len, Py_ssize_t start, Py_ssiz
 
 /* A regex search of the slice text[lo:hi]. */
 static int slice_has(const Trie *t, int kind, const void *data, Py_ssize_t lo, Py_ssize_t hi) {
-    for (Py_ssize_t p = lo; p < hi; p++) {
-        int32_t id;
-        if (match_at(t, kind, data, p, hi, lo, &id) >= 0) return 1;
-    }
-    return 0;
+    Py_ssize_t p = lo, s;
+    int32_t id;
+    return next_hit(t, kind, data, &p, hi, lo, &s, &id) >= 0;
 }
 
 /* The values (floats) of every phrase in the slice text[lo:hi], or only of the one it begins with: the smallest
  * into *least, whether any into *any. */
 static int least_in(const Trie *t, int kind, const void *data, Py_ssize_t lo, Py_ssize_t hi, int at_start,
                     double *least, int *any) {
-    for (Py_ssize_t p = lo; p < hi;) {
-        int32_t id;
-        Py_ssize_t e = match_at(t, kind, data, p, hi, lo, &id);
-        if (e < 0) {
-            if (at_start) return 0;
-            p++;
-            continue;
-        }
+    Py_ssize_t p = lo, s;
+    int32_t id;
+    for (;;) {
+        if (at_start ? lo >= hi || match_at(t, kind, data, lo, hi, lo, &id) < 0
+                     : next_hit(t, kind, data, &p, hi, lo, &s, &id) < 0)
+            return 0;
         PyObject *vals = PyList_GET_ITEM(t->values, id);
         for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(vals); i++) {
             double v = PyFloat_AsDouble(PyTuple_GET_ITEM(vals, i));
@@ -509,9 +499,7 @@ static int least_in(const Trie *t, int kind, const void *data, Py_ssize_t lo, Py
             *any = 1;
         }
         if (at_start) return 0;
-        p = e;
     }
-    return 0;
 }
 
 /* Python's sum of the hits' weights (its own order of additions, whatever the version). */
@@ -570,15 +558,9 @@ static int side_of(Extractor *x, const Lang *lang, int kind, const void *data, P
     bounds_of(sentences, len, start, end, &lo, &hi);
     double ours = 0.0, customer = 0.0;
     const Trie *t = lang->sides;
-    for (Py_ssize_t p = lo; p < hi;) {
-        int32_t id;
-        Py_ssize_t e = match_at(t, kind, data, p, hi, 0, &id);
-        if (e < 0) {
-            p++;
-            continue;
-        }
-        Py_ssize_t s = p;
-        p = e;
+    Py_ssize_t p = lo, s, e;
+    int32_t id;
+    while ((e = next_hit(t, kind, data, &p, hi, 0, &s, &id)) >= 0) {
         if (s < end && e > start) continue;
         Py_ssize_t gap = e <= start ? start - e : s - end;
         double near = 1.0 + (double)(gap > 0 ? gap : 0) / 15.0;
@@ -649,13 +631,9 @@ static int weigh(Extractor *x, PyObject *text, double factor, Weighed *w) {
     Py_ssize_t nfound = 0, cap = 0, nhits = 0;
     memset(w, 0, sizeof *w);
     /* every term hit, in order (``LiteralSet.find``) */
-    for (Py_ssize_t p = 0; p < len;) {
-        int32_t id;
-        Py_ssize_t e = match_at(x->terms, kind, data, p, len, 0, &id);
-        if (e < 0) {
-            p++;
-            continue;
-        }
+    Py_ssize_t p = 0, s, e;
+    int32_t id;
+    while ((e = next_hit(x->terms, kind, data, &p, len, 0, &s, &id)) >= 0) {
         PyObject *vals = PyList_GET_ITEM(x->terms->values, id);
         for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(vals); i++) {
             if (nfound == cap) {
@@ -664,12 +642,11 @@ static int weigh(Extractor *x, PyObject *text, double factor, Weighed *w) {
                 if (!f) goto nomem;
                 found = f;
             }
-            found[nfound].start = p;
+            found[nfound].start = s;
             found[nfound].end = e;
             found[nfound].term = (int32_t)PyLong_AsLong(PyTuple_GET_ITEM(vals, i));
             nfound++;
         }
-        p = e;
     }
     if (nfound == 0) return 0;
     hits = PyMem_Malloc(sizeof(Hit) * nfound);
