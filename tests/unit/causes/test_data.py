@@ -52,6 +52,16 @@ def test_a_data_file_with_an_unknown_cause_is_refused(tmp_path: Path) -> None:
         Lexicon.load(tmp_path)
 
 
+@pytest.mark.parametrize("setting", ["kind_factor = { note = nan }", "cap = -1.0", "max_per_text = 0"])
+def test_extract_settings_that_are_not_finite_or_are_negative_are_refused(
+    tmp_path: Path, setting: str
+) -> None:
+    shutil.copy(DATA_DIR / "causes_lexicon.en.toml", tmp_path)
+    (tmp_path / "causes_rules.toml").write_text(f"[extract]\n{setting}\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"\[extract\]"):
+        Lexicon.load(tmp_path)
+
+
 def test_braces_give_every_alternative_including_the_empty_one() -> None:
     assert sorted(expand("予算{が,は,}不足")) == sorted(["予算が不足", "予算は不足", "予算不足"])
     assert expand("plain") == ["plain"]

@@ -233,3 +233,46 @@ def test_the_compiled_ranking_leaves_what_it_does_not_know_to_python() -> None:
     assert rank([("budget", 1.0, None, "e1")], 3, 86_400.0, 3) is NotImplemented
     assert rank([["budget", float("nan"), 5, "e1"]], 3, 86_400.0, 3) is NotImplemented
     assert rank([["budget", 1.0, 5, "e1"]], 3, 86_400.0, 3) == [["budget", 1.0, 5, "e1"]]
+
+
+def test_an_extractor_with_values_it_cannot_read_is_refused() -> None:
+    """The hit loop reads cue factors and side cues without checking them, so they are checked when it is built."""
+    from services.detector.domain.causes._scan import Extractor
+
+    def trie(values: list[Any], plain: bool = False) -> Any:
+        entries = [(Phrase(f"w{i}"), v) for i, v in enumerate(values)]
+        return LiteralSet(entries, native=True).trie if not plain else Breaks(["。"], native=True).trie
+
+    def build(sides: Any, pre: Any) -> Any:
+        language = (
+            "en",
+            10,
+            16,
+            20,
+            True,
+            trie([], True),
+            trie([], True),
+            pre,
+            trie([]),
+            trie([]),
+            sides,
+            trie([]),
+        )
+        terms = LiteralSet([(Phrase("budget"), 0)], native=True).trie
+        return Extractor(
+            terms, [(0, 0, -1, -1, -1, 1.0, False, False, False)], [language], ["budget"], ("ours", "customer"),
+            (0.3, 4.0, 3, 0.25, 0.5, 80),
+        )  # fmt: skip
+
+    assert build(trie([("ours", 1.0)]), trie([0.5])).hits("budget", 1.0) == [
+        (1.0, "budget", [(1.0, 0, 6, "en", None)])
+    ]
+    with pytest.raises(TypeError, match="side cues"):
+        build(trie([0.5]), trie([0.5]))
+    with pytest.raises(TypeError, match="cue factors"):
+        build(trie([("ours", 1.0)]), trie(["not a number"]))
+    with pytest.raises(ValueError, match="term id"):
+        Extractor(
+            LiteralSet([(Phrase("budget"), 7)], native=True).trie, [], [], ["budget"], ("ours", "customer"),
+            (0.3, 4.0, 3, 0.25, 0.5, 80),
+        )  # fmt: skip

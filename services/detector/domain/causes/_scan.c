@@ -951,6 +951,24 @@ fail_prepared:
     return NULL;
 }
 
+/* Every value of the trie a float (sided: a (str, float) pair). */
+static int check_values(const Trie *t, int sided) {
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(t->values); i++) {
+        PyObject *vals = PyList_GET_ITEM(t->values, i);
+        for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(vals); k++) {
+            PyObject *v = PyTuple_GET_ITEM(vals, k);
+            int ok = sided ? PyTuple_Check(v) && PyTuple_GET_SIZE(v) == 2 && PyUnicode_Check(PyTuple_GET_ITEM(v, 0)) &&
+                                 PyFloat_Check(PyTuple_GET_ITEM(v, 1))
+                           : PyFloat_Check(v);
+            if (!ok) {
+                PyErr_SetString(PyExc_TypeError, sided ? "side cues must be (str, float)" : "cue factors must be floats");
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
 static Trie *as_trie(PyObject *o) {
     if (!PyObject_TypeCheck(o, &TrieType)) {
         PyErr_SetString(PyExc_TypeError, "expected a Trie");
@@ -1030,6 +1048,11 @@ static int Extractor_init(Extractor *x, PyObject *args, PyObject *kwds) {
             PyErr_SetString(PyExc_ValueError, "negative reach");
             return -1;
         }
+        /* the values the hit loop reads without checking: cue factors are floats, side cues (side, weight) */
+        Trie *floats[3] = {l->pre, l->post, l->post_start};
+        for (int k = 0; k < 3; k++)
+            if (check_values(floats[k], 0) < 0) return -1;
+        if (check_values(l->sides, 1) < 0) return -1;
     }
     /* every term id the trie can give names a term */
     PyObject *vals = ((Trie *)terms)->values;

@@ -10,6 +10,7 @@ in the same order; the Python methods below are its reference (the tests hold th
 
 from __future__ import annotations
 
+import math
 import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -130,6 +131,22 @@ class ExtractSettings:
     competitor_name_weight: float = 0.8
     kind_factor: Mapping[str, float] | None = None
     direction_factor: Mapping[str, float] | None = None
+
+    def __post_init__(self) -> None:
+        numbers = {
+            "merge_repeat": self.merge_repeat,
+            "cap": self.cap,
+            "min_share": self.min_share,
+            "min_weight": self.min_weight,
+            "competitor_name_weight": self.competitor_name_weight,
+            **{f"kind_factor.{k}": v for k, v in (self.kind_factor or {}).items()},
+            **{f"direction_factor.{k}": v for k, v in (self.direction_factor or {}).items()},
+        }
+        for name, value in numbers.items():
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(f"[extract] {name} must be a finite number of 0 or more, not {value!r}")
+        if self.max_per_text < 1:
+            raise ValueError(f"[extract] max_per_text must be 1 or more, not {self.max_per_text!r}")
 
     @classmethod
     def from_toml(cls, raw: Mapping[str, Any]) -> ExtractSettings:
