@@ -122,11 +122,10 @@ static Py_ssize_t next_hit(const Trie *t, int kind, const void *data, Py_ssize_t
     return -1;
 }
 
-static int range_of(PyObject *text, Py_ssize_t *lo, Py_ssize_t *hi) {
+static void range_of(PyObject *text, Py_ssize_t *lo, Py_ssize_t *hi) {
     Py_ssize_t len = PyUnicode_GET_LENGTH(text);
     if (*hi < 0 || *hi > len) *hi = len;
     if (*lo < 0) *lo = 0;
-    return 0;
 }
 
 /* Append (start, end, value) for each value of the id. */
@@ -893,8 +892,6 @@ static PyObject *Extractor_extract(Extractor *x, PyObject *const *args, Py_ssize
         factor *= f;
     } else if (PyErr_Occurred()) {
         goto fail_prepared;
-    } else {
-        factor *= 1.0;
     }
     Weighed w;
     PyObject *out = NULL;

@@ -179,8 +179,6 @@ def _rank_here(signals: Iterable[K], limit: int) -> list[K]:
     """``rank_for_keeping`` in Python: its reference, and the ranking of anything ``_scan.rank`` declines."""
     if limit <= 0:
         return []
-    if isinstance(signals, list) and len(signals) == 1:  # a deal's first signal: nothing to rank
-        return [signals[0]]
     best: dict[tuple[str, str], K] = {}
     for s in signals:
         key = (s[3], s[0])

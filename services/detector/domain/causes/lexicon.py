@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import tomllib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from operator import itemgetter
 from pathlib import Path
@@ -178,9 +178,6 @@ class Lexicon:
         self._settings = settings
         self._native = _extractor(terms, self._languages, settings) if terms.native else None
         """The compiled ``extract`` (``_scan.Extractor``) where it is built; the Python below is its reference."""
-        self._kept: Callable[[str, float], list[tuple[float, str, list[_Hit]]]] = (
-            self._kept_here if self._native is None else self._native.hits
-        )
         self._kind_factor = dict(settings.kind_factor or {})
         self._direction_factor = dict(settings.direction_factor or {})
 
@@ -233,9 +230,8 @@ class Lexicon:
                 self._direction_factor,
             )
         shown, folded = prepare(text)
-        s = self._settings
-        factor = (s.kind_factor or {}).get(kind, 1.0) * (s.direction_factor or {}).get(direction, 1.0)
-        kept = self._kept(folded, factor)
+        factor = self._kind_factor.get(kind, 1.0) * self._direction_factor.get(direction, 1.0)
+        kept = self._kept_here(folded, factor)
         if not kept:
             return []
         segmented = Segmented(folded)

@@ -21,8 +21,8 @@ try:
     from services.detector.domain.causes import _scan
 
     NATIVE = True
-    _prepare_stable: Callable[[str], tuple[str, str] | None] = _scan.prepare_stable
     """Whether the compiled phrase scanner is built; the tests require it."""
+    _prepare_stable: Callable[[str], tuple[str, str] | None] = _scan.prepare_stable
 except ImportError:  # not built (no C compiler where it was installed): the regexes find the same, slower
     NATIVE = False
 
