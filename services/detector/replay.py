@@ -9,6 +9,7 @@ broker, no database.
 
 from __future__ import annotations
 
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -31,6 +32,8 @@ class ReplayReport:
     revised: int = 0
     resumed: int = 0
     first_rejections: list[str] = field(default_factory=list)
+    first_rejected_lines: list[int] = field(default_factory=list)
+    """The line number of each of ``first_rejections``."""
 
     def summary(self) -> dict[str, Any]:
         kinds: Counter[str] = Counter()
@@ -41,16 +44,65 @@ class ReplayReport:
             "duplicates": self.duplicates,
             "deals": self.deals,
             "interruptions": sum(kinds.values()),
-            "by_kind": dict(kinds.most_common()),
-            "by_kind_and_cause": {f"{k}/{c}": n for (k, c), n in self.opened.most_common()},
+            "by_kind": _most_first(kinds),
+            "by_kind_and_cause": {f"{k}/{c}": n for (k, c), n in _most_first(self.opened).items()},
             "revised": self.revised,
             "resumed": self.resumed,
             "rejected": sum(self.rejected.values()),
-            "rejected_by_reason": dict(self.rejected.most_common()),
+            "rejected_by_reason": _most_first(self.rejected),
         }
+
+    def add(self, other: ReplayReport) -> None:
+        """Take in the report of another share of the same export (its deals are not in this one)."""
+        self.events += other.events
+        self.duplicates += other.duplicates
+        self.deals += other.deals
+        self.rejected.update(other.rejected)
+        self.opened.update(other.opened)
+        self.revised += other.revised
+        self.resumed += other.resumed
+        first = sorted(
+            zip(
+                [*self.first_rejected_lines, *other.first_rejected_lines],
+                [*self.first_rejections, *other.first_rejections],
+                strict=True,
+            )
+        )[:MAX_EXAMPLES]
+        self.first_rejected_lines = [number for number, _ in first]
+        self.first_rejections = [text for _, text in first]
+
+
+def _most_first(counts: Counter[Any]) -> dict[Any, int]:
+    """Most frequent first, ties by name: the same order however the counts were gathered."""
+    return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+
+
+MAX_EXAMPLES = 10
+"""Rejected lines quoted in a report."""
+
+
+@dataclass(frozen=True)
+class Share:
+    """One of ``count`` disjoint parts of an export's deals, chosen by a hash of the deal key that every process
+    computes alike: a replay of each share, merged, is the replay of the whole."""
+
+    index: int
+    count: int
+
+    def owns(self, key: str) -> bool:
+        return zlib.crc32(key.encode()) % self.count == self.index
+
+    @property
+    def first(self) -> bool:
+        """The share that counts what belongs to no deal (lines that are not events with a deal id)."""
+        return self.index == 0
 
 
 Emit = Callable[[dict[str, Any]], None]
+EmitInOrder = Callable[[int, int, dict[str, Any]], None]
+"""Takes each message with where it falls in a whole replay's output: the line whose event caused it, or, for
+deadlines fired at the end, ``END`` and the line on which its deal's deadline was first set."""
+END = 1 << 62
 
 
 def as_change(raw: Any, source: str) -> dict[str, Any]:
@@ -75,11 +127,36 @@ def replay(
     emit: Emit | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> ReplayReport:
+    """Replay ``lines`` in this process; ``emit`` takes every message in the order the replay made them."""
+    return replay_share(
+        lines,
+        detector,
+        until=until,
+        source=source,
+        emit=None if emit is None else (lambda _line, _then, message: emit(message)),
+        progress=progress,
+    )
+
+
+def replay_share(
+    lines: Iterable[bytes | str],
+    detector: Detector,
+    *,
+    until: float | None = None,
+    source: str = "generic",
+    emit: EmitInOrder | None = None,
+    progress: Callable[[int], None] | None = None,
+    share: Share | None = None,
+) -> ReplayReport:
+    """Replay the deals of ``share`` (all of them without one) found in ``lines``."""
     report = ReplayReport()
     states: dict[str, DealState] = {}
     due: dict[str, float] = {}
+    since: dict[
+        str, int
+    ] = {}  # the line on which a deal's entry in ``due`` was made, for the order at the end
 
-    def record(key: str, state: DealState, outcomes: list[Outcome], now: float) -> None:
+    def record(key: str, state: DealState, outcomes: list[Outcome], now: float, at: tuple[int, int]) -> None:
         for o in outcomes:
             if isinstance(o, Opened):
                 if o.revision:
@@ -89,14 +166,14 @@ def replay(
             else:
                 report.resumed += 1
             if emit is not None:
-                emit(to_message(o, state, key, now).model_dump(mode="json"))
+                emit(*at, to_message(o, state, key, now).model_dump(mode="json"))
 
-    def expire(key: str, upto: float) -> None:
+    def expire(key: str, upto: float, at: tuple[int, int]) -> None:
         when = due.get(key)
         while when is not None and when <= upto:
             state = states[key]
             opened, again = detector.check_quiet(state, deal_key=key, now=when)
-            record(key, state, opened, when)
+            record(key, state, opened, when, at)
             when = again if again is not None and again > when else None
         if when is None:
             due.pop(key, None)
@@ -110,13 +187,20 @@ def replay(
             continue
         try:
             event = as_change(loads(line), source)
-            t = float(parse_time(event.get("occurred_at")))
         except (BadEvent, ValueError, RecursionError) as exc:
-            _reject(report, number, exc)
+            if share is None or share.first:
+                _reject(report, number, exc)
             continue
         key = f"{event['source']}:{event['deal_id']}"
+        if share is not None and not share.owns(key):
+            continue
+        try:
+            t = float(parse_time(event.get("occurred_at")))
+        except (BadEvent, ValueError) as exc:
+            _reject(report, number, exc)
+            continue
         if key in due:
-            expire(key, t)
+            expire(key, t, (number, 0))
         state = states.get(key)
         try:
             applied = detector.apply(state, event, deal_key=key, partition=0, now=t)
@@ -128,15 +212,18 @@ def replay(
             report.duplicates += 1
             continue
         states[key] = applied.state
-        record(key, applied.state, applied.outcomes, t)
+        record(key, applied.state, applied.outcomes, t, (number, 0))
         check = detector.next_check(applied.state)
         if check is None:
             due.pop(key, None)
+        elif key in due:
+            due[key] = check
         else:
             due[key] = check
+            since[key] = number
     if until is not None:
         for key in list(due):
-            expire(key, until)
+            expire(key, until, (END, since[key]))
     report.deals = len(states)
     return report
 
@@ -144,5 +231,6 @@ def replay(
 def _reject(report: ReplayReport, number: int, exc: Exception) -> None:
     reason = str(exc).split(":")[0][:80] or type(exc).__name__
     report.rejected[reason] += 1
-    if len(report.first_rejections) < 10:
+    if len(report.first_rejections) < MAX_EXAMPLES:
         report.first_rejections.append(f"line {number}: {str(exc)[:160]}")
+        report.first_rejected_lines.append(number)

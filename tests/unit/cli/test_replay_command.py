@@ -59,3 +59,60 @@ def test_replay_of_an_export_without_valid_events_fails(tmp_path, monkeypatch):
     bad.write_text("nonsense\n")
     result = CliRunner().invoke(cli, ["replay", str(bad)])
     assert result.exit_code == 1 and "no valid event" in result.output
+
+
+def many_deals(tmp_path: Path) -> Path:
+    path = tmp_path / "many.jsonl"
+    lines = []
+    for n in range(60):
+        deal = f"D{n}"
+        lines.append(line(deal, 40 + n % 7, "deal.created", deal={"owner_id": "u-1", "stage": "proposal"}))
+        if n % 3 == 0:
+            lines.append(
+                line(deal, 20, "deal.updated", deal={"owner_id": "u-2"}, previous={"owner_id": "u-1"})
+            )
+        if n % 5 == 0:
+            lines.append(line(deal, 2, "activity.logged", activity={"kind": "call", "direction": "inbound"}))
+    path.write_text("\n".join([*lines, "{broken", *lines[:10]]) + "\n")
+    return path
+
+
+def test_replay_with_several_processes_prints_and_writes_what_one_does(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = many_deals(tmp_path)
+    until = NOW.isoformat()
+    outputs, summaries = [], []
+    for jobs in ("1", "3"):
+        out = tmp_path / f"fired-{jobs}.jsonl"
+        args = ["replay", str(path), "--json", "--until", until, "--out", str(out), "--jobs", jobs]
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 0, result.output
+        summary = json.loads(result.stdout[result.stdout.index("{") :])
+        assert summary.pop("processes") == int(jobs)
+        del summary["seconds"], summary["events_per_second"]
+        summaries.append(summary)
+        outputs.append(out.read_text())
+    assert summaries[0] == summaries[1] and summaries[0]["interruptions"] > 60
+    assert outputs[0] == outputs[1] and len(outputs[0].splitlines()) > 60
+
+
+def test_replay_from_standard_input_with_several_processes(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = many_deals(tmp_path)
+    result = CliRunner().invoke(cli, ["replay", "-", "--json", "-j", "2"], input=path.read_bytes())
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout[result.stdout.index("{") :])
+    assert summary["processes"] == 2 and summary["deals"] == 60 and summary["duplicates"] == 10
+
+
+def test_replay_refuses_a_number_of_processes_it_cannot_use(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for bad in ("0", "many", "-2"):
+        result = CliRunner().invoke(cli, ["replay", str(export(tmp_path)), "--jobs", bad])
+        assert result.exit_code == 2 and "--jobs" in result.output, result.output
+
+
+def test_replay_of_a_missing_export_says_so(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["replay", str(tmp_path / "nowhere.jsonl")])
+    assert result.exit_code == 2 and "nowhere.jsonl" in result.output

@@ -1,0 +1,203 @@
+"""Offline replay on several cores: each process reads the whole export and replays its own share of the deals
+(deals are independent in a replay: each one's time is its own), and the parent merges the reports and the
+messages into exactly what one process would have produced, in the same order.
+
+Processes are forked, so the detector built in the parent (configuration, lexicon) is shared, not rebuilt; where
+the platform cannot fork, the replay runs in one process.
+"""
+
+from __future__ import annotations
+
+import heapq
+import multiprocessing
+import os
+import signal
+import tempfile
+import traceback
+from collections.abc import Callable, Iterator
+from multiprocessing.connection import Connection, wait
+from multiprocessing.sharedctypes import Synchronized
+from pathlib import Path
+from typing import IO, Any
+
+from services.detector.domain.rules import Detector
+from services.detector.replay import Emit, ReplayReport, Share, replay, replay_share
+
+Render = Callable[[dict[str, Any]], str]
+"""One message as one line of text (without its newline)."""
+
+
+class ReplayFailed(RuntimeError):
+    """A replay process failed; the message holds its traceback."""
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def can_fork() -> bool:
+    return "fork" in multiprocessing.get_all_start_methods()
+
+
+def replay_file(
+    path: Path,
+    detector: Detector,
+    *,
+    jobs: int,
+    until: float | None = None,
+    source: str = "generic",
+    out: IO[str] | None = None,
+    render: Render | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ReplayReport:
+    """Replay the export at ``path`` with ``jobs`` processes, writing each message, rendered, to ``out``."""
+    if out is not None and render is None:
+        raise ValueError("render is needed to write messages out")
+    if jobs <= 1 or not can_fork():
+        with path.open("rb") as lines:
+            return replay(
+                lines,
+                detector,
+                until=until,
+                source=source,
+                emit=None if out is None or render is None else writer(out, render),
+                progress=progress,
+            )
+    with tempfile.TemporaryDirectory(prefix="dealwatch-replay-") as scratch:
+        spools = [Path(scratch) / f"share-{i}.tsv" for i in range(jobs)] if out is not None else None
+        report = _run_shares(path, detector, jobs, until, source, spools, render, progress)
+        if out is not None and spools is not None:
+            for text in heapq.merge(*(_spooled(spool) for spool in spools), key=lambda m: m[:2]):
+                out.write(text[2])
+        return report
+
+
+def writer(out: IO[str], render: Render) -> Emit:
+    """An ``emit`` that writes each message to ``out`` as one line."""
+
+    def write(message: dict[str, Any]) -> None:
+        out.write(render(message) + "\n")
+
+    return write
+
+
+def _run_shares(
+    path: Path,
+    detector: Detector,
+    jobs: int,
+    until: float | None,
+    source: str,
+    spools: list[Path] | None,
+    render: Render | None,
+    progress: Callable[[int], None] | None,
+) -> ReplayReport:
+    context = multiprocessing.get_context("fork")
+    lines_read: Synchronized[int] = context.Value("q", 0)  # type: ignore[assignment]
+    workers: list[tuple[multiprocessing.process.BaseProcess, Connection]] = []
+    try:
+        for index in range(jobs):
+            receive, send = context.Pipe(duplex=False)
+            worker: multiprocessing.process.BaseProcess = context.Process(
+                target=_replay_one_share,
+                args=(path, detector, Share(index, jobs), until, source, spools, render, lines_read, send),
+                name=f"dealwatch-replay-{index}",
+                daemon=True,
+            )
+            worker.start()
+            send.close()
+            workers.append((worker, receive))
+        return _gather(workers, lines_read, progress)
+    finally:
+        for worker, receive in workers:
+            if worker.is_alive():
+                worker.terminate()
+            worker.join()
+            receive.close()
+
+
+def _gather(
+    workers: list[tuple[multiprocessing.process.BaseProcess, Connection]],
+    lines_read: Synchronized[int],
+    progress: Callable[[int], None] | None,
+) -> ReplayReport:
+    total = ReplayReport()
+    waiting = {receive: worker for worker, receive in workers}
+    shown = 0
+    while waiting:
+        for ready in wait(list(waiting), timeout=0.5):
+            assert isinstance(ready, Connection)
+            worker = waiting.pop(ready)
+            try:
+                outcome, value = ready.recv()
+            except EOFError:
+                worker.join()
+                raise ReplayFailed(
+                    f"{worker.name} ended without a report (exit code {worker.exitcode})"
+                ) from None
+            if outcome != "ok":
+                raise ReplayFailed(f"{worker.name} failed:\n{value}")
+            total.add(value)
+        if progress is not None and lines_read.value > shown:
+            shown = lines_read.value
+            progress(shown)
+    return total
+
+
+def _replay_one_share(
+    path: Path,
+    detector: Detector,
+    share: Share,
+    until: float | None,
+    source: str,
+    spools: list[Path] | None,
+    render: Render | None,
+    lines_read: Synchronized[int],
+    send: Connection,
+) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # an interrupt is the parent's to handle: it stops every share
+    try:
+
+        def count(n: int) -> None:
+            lines_read.value = n
+
+        with path.open("rb") as lines:
+            if spools is None or render is None:
+                report = replay_share(
+                    lines,
+                    detector,
+                    until=until,
+                    source=source,
+                    share=share,
+                    progress=count if share.first else None,
+                )
+            else:
+                with spools[share.index].open("w", encoding="utf-8") as spool:
+
+                    def emit(line: int, then: int, message: dict[str, Any]) -> None:
+                        spool.write(f"{line}\t{then}\t{render(message)}\n")
+
+                    report = replay_share(
+                        lines,
+                        detector,
+                        until=until,
+                        source=source,
+                        share=share,
+                        emit=emit,
+                        progress=count if share.first else None,
+                    )
+        send.send(("ok", report))
+    except BaseException:  # every failure goes to the parent, which reports it
+        send.send(("error", traceback.format_exc()))
+    finally:
+        send.close()
+
+
+def _spooled(spool: Path) -> Iterator[tuple[int, int, str]]:
+    """A share's messages with where each falls in the whole output; each share's file is in that order."""
+    with spool.open(encoding="utf-8") as lines:
+        for text in lines:
+            line, then, message = text.split("\t", 2)
+            yield int(line), int(then), message
