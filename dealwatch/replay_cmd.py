@@ -84,7 +84,7 @@ def _until(value: str) -> float:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON instead of a table.")
 def replay(export: Path, until: str, source: str, out: Path | None, jobs: str, as_json: bool) -> None:
-    """Replay a history export (JSONL of generic events) through the detector, offline.
+    """Replay a history export (JSONL of generic events, gzip-compressed or not) through the detector, offline.
 
     Uses the same rules and configuration as the running detector (dealwatch.toml, DEALWATCH_*), with time
     simulated from each event's occurred_at, so a team can tune thresholds before going live. Reads '-' as
@@ -92,7 +92,13 @@ def replay(export: Path, until: str, source: str, out: Path | None, jobs: str, a
     first). Nothing is sent anywhere.
     """
     from services.detector.replay import replay as run_replay
-    from services.detector.replay_parallel import ReplayFailed, replay_file, usable_cores, writer
+    from services.detector.replay_parallel import (
+        ReplayFailed,
+        export_lines,
+        replay_file,
+        usable_cores,
+        writer,
+    )
     from services.detector.wiring import build_detector
 
     settings = settings_or_exit()
@@ -123,7 +129,12 @@ def replay(export: Path, until: str, source: str, out: Path | None, jobs: str, a
         if from_stdin and processes == 1:
             emit = None if sink is None else writer(sink, _render)
             report = run_replay(
-                sys.stdin.buffer, detector, until=horizon, source=source, emit=emit, progress=progress
+                export_lines(sys.stdin.buffer),
+                detector,
+                until=horizon,
+                source=source,
+                emit=emit,
+                progress=progress,
             )
         else:
             with _as_file(export) as path:

@@ -1,6 +1,7 @@
-"""Offline replay on several cores: each process reads the whole export and replays its own share of the deals
-(deals are independent in a replay: each one's time is its own), and the parent merges the reports and the
-messages into exactly what one process would have produced, in the same order.
+"""Offline replay of an export file, on several cores: each process reads the whole export and replays its own
+share of the deals (deals are independent in a replay: each one's time is its own), and the parent merges the
+reports and the messages into exactly what one process would have produced, in the same order. An export may be
+gzip-compressed.
 
 Processes are forked, so the detector built in the parent (configuration, lexicon) is shared, not rebuilt; where
 the platform cannot fork, the replay runs in one process.
@@ -8,17 +9,20 @@ the platform cannot fork, the replay runs in one process.
 
 from __future__ import annotations
 
+import gzip
 import heapq
+import io
 import multiprocessing
 import os
 import signal
 import tempfile
 import traceback
-from collections.abc import Callable, Iterator
+import zlib
+from collections.abc import Callable, Iterable, Iterator
 from multiprocessing.connection import Connection, wait
 from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, BinaryIO
 
 from services.detector.domain.rules import Detector
 from services.detector.replay import Emit, ReplayReport, Share, replay, replay_share
@@ -29,6 +33,32 @@ Render = Callable[[dict[str, Any]], str]
 
 class ReplayFailed(RuntimeError):
     """A replay process failed; the message holds its traceback."""
+
+
+class ExportUnreadable(ReplayFailed):
+    """The export's bytes could not be read (a truncated or corrupt gzip file, a read error)."""
+
+
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def export_lines(stream: BinaryIO) -> Iterator[bytes]:
+    """The lines of an export, read through gzip when it starts as a gzip file does; a failure to read raises
+    ``ExportUnreadable`` with the reason (the replay counts bad lines, but cannot go on past bytes it cannot
+    read)."""
+    buffered: Any = stream if hasattr(stream, "peek") else io.BufferedReader(stream)  # type: ignore[type-var]
+    lines: Iterable[bytes] = buffered
+    if buffered.peek(2)[:2] == GZIP_MAGIC:
+        lines = gzip.GzipFile(fileobj=buffered, mode="rb")
+    iterator = iter(lines)
+    while True:
+        try:
+            line = next(iterator)
+        except StopIteration:
+            return
+        except (OSError, EOFError, zlib.error) as exc:
+            raise ExportUnreadable(f"cannot read the export: {exc}") from None
+        yield line
 
 
 def usable_cores() -> int:
@@ -57,9 +87,9 @@ def replay_file(
     if out is not None and render is None:
         raise ValueError("render is needed to write messages out")
     if jobs <= 1 or not can_fork():
-        with path.open("rb") as lines:
+        with path.open("rb") as stream:
             return replay(
-                lines,
+                export_lines(stream),
                 detector,
                 until=until,
                 source=source,
@@ -137,6 +167,8 @@ def _gather(
                 raise ReplayFailed(
                     f"{worker.name} ended without a report (exit code {worker.exitcode})"
                 ) from None
+            if outcome == "unreadable":
+                raise ExportUnreadable(value)
             if outcome != "ok":
                 raise ReplayFailed(f"{worker.name} failed:\n{value}")
             total.add(value)
@@ -157,13 +189,16 @@ def _replay_one_share(
     lines_read: Synchronized[int],
     send: Connection,
 ) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # an interrupt is the parent's to handle: it stops every share
+    signal.signal(
+        signal.SIGINT, signal.SIG_IGN
+    )  # an interrupt is the parent's to handle: it stops every share
     try:
 
         def count(n: int) -> None:
             lines_read.value = n
 
-        with path.open("rb") as lines:
+        with path.open("rb") as stream:
+            lines = export_lines(stream)
             if spools is None or render is None:
                 report = replay_share(
                     lines,
@@ -189,7 +224,9 @@ def _replay_one_share(
                         progress=count if share.first else None,
                     )
         send.send(("ok", report))
-    except BaseException:  # every failure goes to the parent, which reports it
+    except ExportUnreadable as exc:
+        send.send(("unreadable", str(exc)))
+    except BaseException:  # every other failure goes to the parent, which reports it with its traceback
         send.send(("error", traceback.format_exc()))
     finally:
         send.close()

@@ -1,3 +1,4 @@
+import gzip
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -116,3 +117,38 @@ def test_replay_of_a_missing_export_says_so(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(cli, ["replay", str(tmp_path / "nowhere.jsonl")])
     assert result.exit_code == 2 and "nowhere.jsonl" in result.output
+
+
+def test_replay_reads_a_gzip_compressed_export_as_the_plain_one(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    plain = many_deals(tmp_path)
+    packed = tmp_path / "many.jsonl.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    runs = [
+        ["replay", str(plain), "-j", "1"],
+        ["replay", str(packed), "-j", "1"],
+        ["replay", str(packed), "-j", "2"],
+        ["replay", "-", "-j", "1"],
+        ["replay", "-", "-j", "2"],
+    ]
+    found = []
+    for args in runs:
+        result = CliRunner().invoke(
+            cli, [*args, "--json", "--until", NOW.isoformat()], input=packed.read_bytes()
+        )
+        assert result.exit_code == 0, result.output
+        summary = json.loads(result.stdout[result.stdout.index("{") :])
+        found.append(
+            {k: v for k, v in summary.items() if k not in ("seconds", "events_per_second", "processes")}
+        )
+    assert all(f == found[0] for f in found) and found[0]["deals"] == 60
+
+
+def test_replay_of_a_truncated_gzip_export_fails_with_the_reason(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cut = tmp_path / "cut.jsonl.gz"
+    cut.write_bytes(gzip.compress(many_deals(tmp_path).read_bytes() * 20)[:-40])
+    for jobs in ("1", "2"):
+        result = CliRunner().invoke(cli, ["replay", str(cut), "-j", jobs])
+        assert result.exit_code == 1, result.output
+        assert "cannot read the export" in result.output and "Traceback" not in result.output
