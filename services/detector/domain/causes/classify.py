@@ -146,7 +146,7 @@ def _score(
         weight = s[1] * relevance.factor(facts.at - s[2])
         if weight > 0:
             items.setdefault(cause, []).append(_Item(weight, s[3], s[6] or f"text:{cause}", s[4], s[5]))
-    for rule in r.rules:
+    for rule in r.of_kind(facts.kind):
         weight = rule.score(facts.kind, view)
         if weight > 0:
             event_id = facts.event_id if rule.trigger else None

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import math
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from functools import cache
+from datetime import UTC, date, datetime
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +19,22 @@ DAY = 86_400.0
 Value = float | str | None
 
 
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+
+
+@lru_cache(maxsize=4096)
+def _date_of_day(day: int) -> str:
+    return date.fromordinal(_EPOCH_ORDINAL + day).isoformat()
+
+
 def _day(at: float | None) -> str | None:
-    return None if at is None else datetime.fromtimestamp(at, UTC).date().isoformat()
+    """The UTC date of a moment (epoch seconds) as YYYY-MM-DD: by its day number for a whole second (the times a
+    deal's state keeps), as ``datetime`` rounds it otherwise."""
+    if at is None:
+        return None
+    if at == int(at):
+        return _date_of_day(int(at // DAY))
+    return datetime.fromtimestamp(at, UTC).date().isoformat()
 
 
 def _days(later: float, earlier: float | None) -> float | None:
@@ -38,39 +52,67 @@ def _stall_summary(f: Facts) -> str:
     return ", ".join(parts) or "no progress"
 
 
-def describe(f: Facts) -> dict[str, Value]:
-    """The facts as the flat values rules test and excerpts show; ``None`` when unknown."""
-    spoke_last = f.last_inbound_at is not None and (
+def _spoke_last(f: Facts) -> str:
+    spoke = f.last_inbound_at is not None and (
         f.last_outbound_at is None or f.last_inbound_at > f.last_outbound_at
     )
-    return {
-        "outbound_since_inbound": float(f.outbound_since_inbound),
-        "activities": float(f.activities),
-        "days_since_outbound": _days(f.at, f.last_outbound_at),
-        "days_since_inbound": _days(f.at, f.last_inbound_at),
-        "days_since_activity": _days(f.at, f.last_activity_at),
-        "owner_changed_days": None
-        if f.owner_changed_at is None
-        else abs(_days(f.at, f.owner_changed_at) or 0.0),
-        "contact_left_days": None
-        if f.contact_left_at is None
-        else abs(_days(f.at, f.contact_left_at) or 0.0),
-        "amount_cut_percent": None if f.amount_cut_share is None else round(f.amount_cut_share * 100),
-        "close_date_pushes": float(f.close_date_pushes),
-        "close_date_slip_days": float(f.close_date_slip_days),
-        "customer_spoke_last": "yes" if spoke_last else "no",
-        "has_outbound": "no" if f.last_outbound_at is None and f.outbound_since_inbound == 0 else "yes",
-        "stage_moved_back": "yes" if f.stage_moved_back else "no",
-        "contact_change": f.contact_change,
-        "has_lost_reason": "yes" if f.lost_reason else "no",
-        "lost_reason": (f.lost_reason or "no reason given")[:60],
-        "last_activity_on": _day(f.last_activity_at) or "the start",
-        "last_outbound_on": _day(f.last_outbound_at),
-        "last_inbound_on": _day(f.last_inbound_at) or "the start",
-        "owner_changed_on": _day(f.owner_changed_at if f.owner_changed_at is not None else f.at),
-        "contact_left_on": _day(f.contact_left_at if f.contact_left_at is not None else f.at),
-        "stall_summary": _stall_summary(f),
-    }
+    return "yes" if spoke else "no"
+
+
+def _ago(at: float | None, f: Facts) -> float | None:
+    return None if at is None else abs(_days(f.at, at) or 0.0)
+
+
+VALUES: dict[str, Callable[[Facts], Value]] = {
+    "outbound_since_inbound": lambda f: float(f.outbound_since_inbound),
+    "activities": lambda f: float(f.activities),
+    "days_since_outbound": lambda f: _days(f.at, f.last_outbound_at),
+    "days_since_inbound": lambda f: _days(f.at, f.last_inbound_at),
+    "days_since_activity": lambda f: _days(f.at, f.last_activity_at),
+    "owner_changed_days": lambda f: _ago(f.owner_changed_at, f),
+    "contact_left_days": lambda f: _ago(f.contact_left_at, f),
+    "amount_cut_percent": lambda f: None if f.amount_cut_share is None else round(f.amount_cut_share * 100),
+    "close_date_pushes": lambda f: float(f.close_date_pushes),
+    "close_date_slip_days": lambda f: float(f.close_date_slip_days),
+    "customer_spoke_last": _spoke_last,
+    "has_outbound": lambda f: "no" if f.last_outbound_at is None and f.outbound_since_inbound == 0 else "yes",
+    "stage_moved_back": lambda f: "yes" if f.stage_moved_back else "no",
+    "contact_change": lambda f: f.contact_change,
+    "has_lost_reason": lambda f: "yes" if f.lost_reason else "no",
+    "lost_reason": lambda f: (f.lost_reason or "no reason given")[:60],
+    "last_activity_on": lambda f: _day(f.last_activity_at) or "the start",
+    "last_outbound_on": lambda f: _day(f.last_outbound_at),
+    "last_inbound_on": lambda f: _day(f.last_inbound_at) or "the start",
+    "owner_changed_on": lambda f: _day(f.owner_changed_at if f.owner_changed_at is not None else f.at),
+    "contact_left_on": lambda f: _day(f.contact_left_at if f.contact_left_at is not None else f.at),
+    "stall_summary": _stall_summary,
+}
+"""Every value rules test and excerpts show, by name, as made from the facts; ``None`` when unknown."""
+
+
+class View(dict[str, Value]):
+    """The facts as the flat values rules test and excerpts show (``VALUES``), each made when first asked for: a
+    classification's rules look at a few of them and its excerpts at two or three more."""
+
+    __slots__ = ("facts",)
+
+    def __init__(self, facts: Facts):
+        super().__init__()
+        self.facts = facts
+
+    def __missing__(self, key: str) -> Value:
+        value = self[key] = VALUES[key](self.facts)
+        return value
+
+    def get(self, key: str, default: Value = None) -> Value:  # type: ignore[override]
+        if key in VALUES:
+            return self[key]
+        return default
+
+
+def describe(f: Facts) -> View:
+    """The facts as the flat values rules test and excerpts show; ``None`` when unknown."""
+    return View(f)
 
 
 class Shown(dict[str, Value]):
@@ -161,6 +203,14 @@ class Rules:
     thin: float = 0.6
     alternatives: int = 4
     evidence: int = 5
+    _by_kind: dict[str, tuple[Rule, ...]] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def of_kind(self, kind: str) -> tuple[Rule, ...]:
+        """The rules that can apply to an interruption of ``kind``, in their order."""
+        found = self._by_kind.get(kind)
+        if found is None:
+            found = self._by_kind[kind] = tuple(r for r in self.rules if r.kinds is None or kind in r.kinds)
+        return found
 
     @classmethod
     def load(cls, data_dir: Path | None = None) -> Rules:
