@@ -674,9 +674,11 @@ def replay_figures(sizes: dict[str, int], workdir: Path) -> None:
         loads(line)
     replay(head, build_detector(), until=now)
 
-    t = time.perf_counter()
-    parsed = parse()
-    parse_s = time.perf_counter() - t
+    parse_s = float("inf")
+    for _ in range(3):  # a pass takes a fraction of a second: the fastest of three, so noise cannot flatter the ratio
+        t = time.perf_counter()
+        parsed = parse()
+        parse_s = min(parse_s, time.perf_counter() - t)
     t = time.perf_counter()
     alone = run_replay(1)
     alone_s = time.perf_counter() - t
@@ -694,7 +696,7 @@ def replay_figures(sizes: dict[str, int], workdir: Path) -> None:
         "replay_over_json_parse: events/s of the replay (as `dealwatch replay` runs it by default: one process "
         f"a usable core, {jobs} here, each replaying a share of the deals) over events/s of parsing each line "
         "in one process with the parser replay() uses (services.detector.domain.event.loads: orjson) "
-        f"({replay_s:.1f}s vs {parse_s:.2f}s; in one process {alone_s:.1f}s)"
+        f"({replay_s:.1f}s vs {parse_s:.2f}s, the fastest of three parses; in one process {alone_s:.1f}s)"
     )
     path.unlink()
 
