@@ -7,7 +7,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -82,59 +82,56 @@ def _until(value: str) -> float:
     help="Processes to replay with, each taking a share of the deals; 'auto' uses every usable core for an "
     "export of 4 MiB or more. The output is the same whatever the number.",
 )
+@click.option(
+    "--compare",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Replay again under the configuration in this TOML file and show both, with the difference "
+    "(DEALWATCH_* variables apply to both).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON instead of a table.")
-def replay(export: Path, until: str, source: str, out: Path | None, jobs: str, as_json: bool) -> None:
+def replay(
+    export: Path,
+    until: str,
+    source: str,
+    out: Path | None,
+    jobs: str,
+    compare: Path | None,
+    as_json: bool,
+) -> None:
     """Replay a history export (JSONL of generic events, gzip-compressed or not) through the detector, offline.
 
     Uses the same rules and configuration as the running detector (dealwatch.toml, DEALWATCH_*), with time
-    simulated from each event's occurred_at, so a team can tune thresholds before going live. Reads '-' as
-    standard input (in one process unless --jobs says more, as it would otherwise be copied to a temporary file
-    first). Nothing is sent anywhere.
+    simulated from each event's occurred_at, so a team can tune thresholds before going live; --compare shows
+    what another configuration would change. Reads '-' as standard input (in one process unless --jobs or
+    --compare asks for more, as it would otherwise be copied to a temporary file first). Nothing is sent anywhere.
     """
     from services.detector.replay import replay as run_replay
-    from services.detector.replay_parallel import (
-        ReplayFailed,
-        export_lines,
-        replay_file,
-        usable_cores,
-        writer,
-    )
+    from services.detector.replay_parallel import ReplayFailed, export_lines, replay_file, writer
     from services.detector.wiring import build_detector
 
-    settings = settings_or_exit()
     asked = _jobs(jobs)
     horizon = _until(until)
+    if compare is not None and out is not None:
+        raise click.UsageError("--out writes the messages of one configuration: use it without --compare")
     from_stdin = str(export) == "-"
     if not from_stdin and not export.is_file():
         raise click.BadParameter(f"{export} is not a readable file", param_hint="EXPORT")
-    if asked is not None:
-        processes = asked
-    elif from_stdin or export.stat().st_size < PARALLEL_FROM_BYTES:
-        processes = 1
-    else:
-        processes = usable_cores()
+    settings = settings_or_exit()
+    other = None if compare is None else settings_or_exit(config=compare)
+    processes = _processes(asked, export, from_stdin)
     detector = build_detector(settings)
     sink: IO[str] | None = out.open("w", encoding="utf-8") if out else None
     started = time.monotonic()
-    shown = 0
-
-    def progress(n: int) -> None:
-        nonlocal shown
-        if n // 100_000 > shown // 100_000:
-            shown = n
-            rate = n / max(time.monotonic() - started, 1e-9)
-            click.echo(f"  {n:,} lines, {rate:,.0f}/s", err=True)
-
+    compared: dict[str, Any] | None = None
     try:
-        if from_stdin and processes == 1:
-            emit = None if sink is None else writer(sink, _render)
+        if from_stdin and processes == 1 and other is None:
             report = run_replay(
                 export_lines(sys.stdin.buffer),
                 detector,
                 until=horizon,
                 source=source,
-                emit=emit,
-                progress=progress,
+                emit=None if sink is None else writer(sink, _render),
+                progress=_progress(started),
             )
         else:
             with _as_file(export) as path:
@@ -146,8 +143,19 @@ def replay(export: Path, until: str, source: str, out: Path | None, jobs: str, a
                     source=source,
                     out=sink,
                     render=_render,
-                    progress=progress,
+                    progress=_progress(started),
                 )
+                if other is not None:
+                    again = time.monotonic()
+                    click.echo(f"  again under {compare}", err=True)
+                    compared = replay_file(
+                        path,
+                        build_detector(other),
+                        jobs=processes,
+                        until=horizon,
+                        source=source,
+                        progress=_progress(again),
+                    ).summary()
     except ReplayFailed as exc:
         raise click.ClickException(str(exc)) from None
     finally:
@@ -157,15 +165,65 @@ def replay(export: Path, until: str, source: str, out: Path | None, jobs: str, a
     summary: dict[str, Any] = {
         **report.summary(),
         "seconds": round(elapsed, 3),
-        "events_per_second": round(report.events / elapsed) if elapsed else None,
+        "events_per_second": round(report.events * (1 if compared is None else 2) / elapsed)
+        if elapsed
+        else None,
         "processes": processes,
     }
+    if compared is not None:
+        summary["compared"] = {"config": str(compare), **compared}
     if as_json:
         click.echo(json.dumps(summary, ensure_ascii=False, indent=1))
     else:
-        _table(summary, report.first_rejections)
+        _table(summary, report.first_rejections, compared, str(compare))
     if report.events == 0:
         raise click.ClickException("no valid event in the export")
+
+
+def _processes(asked: int | None, export: Path, from_stdin: bool) -> int:
+    from services.detector.replay_parallel import usable_cores
+
+    if asked is not None:
+        return asked
+    if from_stdin or export.stat().st_size < PARALLEL_FROM_BYTES:
+        return 1
+    return usable_cores()
+
+
+def _progress(started: float) -> Callable[[int], None]:
+    """Prints the lines read and the rate, every 100,000 lines, on stderr."""
+    shown = 0
+
+    def progress(n: int) -> None:
+        nonlocal shown
+        if n // 100_000 > shown // 100_000:
+            shown = n
+            rate = n / max(time.monotonic() - started, 1e-9)
+            click.echo(f"  {n:,} lines, {rate:,.0f}/s", err=True)
+
+    return progress
+
+
+def _comparison(base: dict[str, Any], other: dict[str, Any], name: str) -> None:
+    """The two configurations' counts side by side, each kind and cause that either fired."""
+    click.echo(
+        f"{base['interruptions']:,} interruptions would have fired, {other['interruptions']:,} under {name} "
+        f"({_change(base, other, 'interruptions')}):"
+    )
+    here, there = base["by_kind_and_cause"], other["by_kind_and_cause"]
+    names = sorted(set(here) | set(there), key=lambda k: (-max(here.get(k, 0), there.get(k, 0)), k))
+    click.echo(f"  {'':<40} {'this':>8} {'compared':>9} {'change':>8}")
+    for key in names:
+        a, b = here.get(key, 0), there.get(key, 0)
+        click.echo(f"  {key:<40} {a:>8,} {b:>9,} {b - a:>+8,}")
+    click.echo(
+        f"revised {base['revised']:,} and {other['revised']:,} ({_change(base, other, 'revised')}), "
+        f"resumed {base['resumed']:,} and {other['resumed']:,} ({_change(base, other, 'resumed')})"
+    )
+
+
+def _change(base: dict[str, Any], other: dict[str, Any], name: str) -> str:
+    return f"{other[name] - base[name]:+,}"
 
 
 @contextmanager
@@ -180,16 +238,21 @@ def _as_file(export: Path) -> Iterator[Path]:
         yield Path(copy.name)
 
 
-def _table(summary: dict[str, Any], rejections: list[str]) -> None:
+def _table(
+    summary: dict[str, Any], rejections: list[str], compared: dict[str, Any] | None = None, name: str = ""
+) -> None:
     click.echo(
         f"{summary['events']:,} events of {summary['deals']:,} deals in {summary['seconds']}s "
         f"({summary['events_per_second'] or 0:,}/s, {summary['processes']} process"
         f"{'es' if summary['processes'] != 1 else ''}); {summary['duplicates']:,} duplicates"
     )
-    click.echo(f"{summary['interruptions']:,} interruptions would have fired:")
-    for name, n in summary["by_kind_and_cause"].items():
-        click.echo(f"  {name:<40} {n:>8,}")
-    click.echo(f"revised {summary['revised']:,}, resumed {summary['resumed']:,}")
+    if compared is not None:
+        _comparison(summary, compared, name)
+    else:
+        click.echo(f"{summary['interruptions']:,} interruptions would have fired:")
+        for kind_cause, n in summary["by_kind_and_cause"].items():
+            click.echo(f"  {kind_cause:<40} {n:>8,}")
+        click.echo(f"revised {summary['revised']:,}, resumed {summary['resumed']:,}")
     if summary["rejected"]:
         click.echo(f"rejected {summary['rejected']:,} lines:", err=True)
         for reason, n in summary["rejected_by_reason"].items():

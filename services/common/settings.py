@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
@@ -231,8 +232,18 @@ class Settings(BaseSettings):
         return tuple(sources)
 
 
+_chosen_file: ContextVar[Path | None] = ContextVar("dealwatch_config_file", default=None)
+"""A configuration file chosen by the caller of ``load_settings`` (one command comparing two configurations)."""
+
+
 def config_path() -> Path | None:
-    """``DEALWATCH_CONFIG`` if set (it must exist), else ``./dealwatch.toml`` if it exists."""
+    """The file given to ``load_settings``, else ``DEALWATCH_CONFIG`` if set (it must exist), else
+    ``./dealwatch.toml`` if it exists."""
+    chosen = _chosen_file.get()
+    if chosen is not None:
+        if not chosen.is_file():
+            raise FileNotFoundError(f"{chosen} is not a file")
+        return chosen
     explicit = os.environ.get("DEALWATCH_CONFIG")
     if explicit:
         path = Path(explicit)
@@ -243,5 +254,11 @@ def config_path() -> Path | None:
     return default if default.is_file() else None
 
 
-def load_settings(**overrides: Any) -> Settings:
-    return Settings(**overrides)
+def load_settings(*, config: Path | None = None, **overrides: Any) -> Settings:
+    """The settings; ``config`` names the TOML file to read instead of the usual one (the environment's
+    ``DEALWATCH_*`` values still apply over it)."""
+    token = _chosen_file.set(config)
+    try:
+        return Settings(**overrides)
+    finally:
+        _chosen_file.reset(token)

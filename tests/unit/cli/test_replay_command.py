@@ -152,3 +152,42 @@ def test_replay_of_a_truncated_gzip_export_fails_with_the_reason(tmp_path, monke
         result = CliRunner().invoke(cli, ["replay", str(cut), "-j", jobs])
         assert result.exit_code == 1, result.output
         assert "cannot read the export" in result.output and "Traceback" not in result.output
+
+
+def test_replay_compares_what_another_configuration_would_fire(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = many_deals(tmp_path)
+    lenient = tmp_path / "lenient.toml"
+    lenient.write_text("[quiet]\ndefault_days = 400\nby_stage = {}\nby_tier = {}\n")
+    args = ["replay", str(path), "--until", NOW.isoformat(), "--compare", str(lenient)]
+    result = CliRunner().invoke(cli, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout[result.stdout.index("{") :])
+    compared = summary["compared"]
+    assert compared["config"] == str(lenient)
+    assert summary["by_kind"]["went_quiet"] > 0 and "went_quiet" not in compared["by_kind"]
+    assert compared["by_kind"]["reassigned"] == summary["by_kind"]["reassigned"] == 20
+    table = CliRunner().invoke(cli, args)
+    assert table.exit_code == 0, table.output
+    quiet = summary["by_kind"]["went_quiet"]
+    assert f"under {lenient}" in table.stdout
+    rows = [r.split()[1:] for r in table.stdout.splitlines() if r.strip().startswith("went_quiet/")]
+    assert sum(int(this) for this, _, _ in rows) == quiet
+    assert all(compared == "0" and change == f"-{this}" for this, compared, change in rows)
+
+
+def test_replay_compare_refuses_to_write_one_configurations_messages(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    other = tmp_path / "other.toml"
+    other.write_text("")
+    args = ["replay", str(export(tmp_path)), "--compare", str(other), "--out", str(tmp_path / "x.jsonl")]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2 and "--out" in result.output
+
+
+def test_replay_compare_with_an_invalid_configuration_says_what_is_wrong(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    other = tmp_path / "other.toml"
+    other.write_text("quiet = 5\n")
+    result = CliRunner().invoke(cli, ["replay", str(export(tmp_path)), "--compare", str(other)])
+    assert result.exit_code == 1 and "invalid configuration: quiet" in result.output
