@@ -675,7 +675,9 @@ def replay_figures(sizes: dict[str, int], workdir: Path) -> None:
     replay(head, build_detector(), until=now)
 
     parse_s = float("inf")
-    for _ in range(3):  # a pass takes a fraction of a second: the fastest of three, so noise cannot flatter the ratio
+    for _ in range(
+        3
+    ):  # a pass takes a fraction of a second: the fastest of three, so noise cannot flatter the ratio
         t = time.perf_counter()
         parsed = parse()
         parse_s = min(parse_s, time.perf_counter() - t)
