@@ -101,7 +101,8 @@ class Share:
 Emit = Callable[[dict[str, Any]], None]
 EmitInOrder = Callable[[int, int, dict[str, Any]], None]
 """Takes each message with where it falls in a whole replay's output: the line whose event caused it, or, for
-deadlines fired at the end, ``END`` and the line on which its deal's deadline was first set."""
+deadlines fired at the end, ``END`` and the line that made the deal's deadline pending (one process fires them in
+that order)."""
 END = 1 << 62
 
 
@@ -154,7 +155,7 @@ def replay_share(
     due: dict[str, float] = {}
     since: dict[
         str, int
-    ] = {}  # the line on which a deal's entry in ``due`` was made, for the order at the end
+    ] = {}  # the line that put each deal in ``due``: the order of the deadlines fired at the end
 
     def record(key: str, state: DealState, outcomes: list[Outcome], now: float, at: tuple[int, int]) -> None:
         for o in outcomes:
@@ -216,11 +217,10 @@ def replay_share(
         check = detector.next_check(applied.state)
         if check is None:
             due.pop(key, None)
-        elif key in due:
-            due[key] = check
         else:
+            if key not in due:
+                since[key] = number
             due[key] = check
-            since[key] = number
     if until is not None:
         for key in list(due):
             expire(key, until, (END, since[key]))
