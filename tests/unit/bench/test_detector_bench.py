@@ -70,6 +70,7 @@ def tiny() -> dict[str, int]:
         "quiet_checks": 5,
         "memory_deals": 200,
         "replay_events": 500,
+        "replay_one_process_events": 200,
         "profile_events": 500,
     }
 
@@ -94,6 +95,7 @@ def test_the_pure_figures_run_and_print_name_value_lines(
     ):
         assert float(found[name]) > 0, name
     assert "# profile:" in out
+    assert found["replay_one_process_events"] == "200" and found["replay_events"] == "500"
 
 
 def test_the_last_record_of_each_partition_is_sent_on_its_own() -> None:
