@@ -19,13 +19,14 @@ import tempfile
 import traceback
 import zlib
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack
 from multiprocessing.connection import Connection, wait
 from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
 from services.detector.domain.rules import Detector
-from services.detector.replay import Emit, ReplayReport, Share, replay, replay_share
+from services.detector.replay import Emit, EmitInOrder, ReplayReport, Share, replay, replay_share
 
 Render = Callable[[dict[str, Any]], str]
 """One message as one line of text (without its newline)."""
@@ -197,32 +198,24 @@ def _replay_one_share(
         def count(n: int) -> None:
             lines_read.value = n
 
-        with path.open("rb") as stream:
-            lines = export_lines(stream)
-            if spools is None or render is None:
-                report = replay_share(
-                    lines,
-                    detector,
-                    until=until,
-                    source=source,
-                    share=share,
-                    progress=count if share.first else None,
-                )
-            else:
-                with spools[share.index].open("w", encoding="utf-8") as spool:
+        with ExitStack() as files:
+            lines = export_lines(files.enter_context(path.open("rb")))
+            emit: EmitInOrder | None = None
+            if spools is not None and render is not None:
+                spool = files.enter_context(spools[share.index].open("w", encoding="utf-8"))
 
-                    def emit(line: int, then: int, message: dict[str, Any]) -> None:
-                        spool.write(f"{line}\t{then}\t{render(message)}\n")
+                def emit(line: int, then: int, message: dict[str, Any]) -> None:
+                    spool.write(f"{line}\t{then}\t{render(message)}\n")
 
-                    report = replay_share(
-                        lines,
-                        detector,
-                        until=until,
-                        source=source,
-                        share=share,
-                        emit=emit,
-                        progress=count if share.first else None,
-                    )
+            report = replay_share(
+                lines,
+                detector,
+                until=until,
+                source=source,
+                share=share,
+                emit=emit,
+                progress=count if share.first else None,
+            )
         send.send(("ok", report))
     except ExportUnreadable as exc:
         send.send(("unreadable", str(exc)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -10,31 +11,13 @@ from hypothesis import strategies as st
 
 from services.detector.domain.causes import Facts, default_rules
 from services.detector.domain.causes.rules import VALUES, View, _day, describe
+from tests.unit.causes.test_properties import facts as facts_at_one_time
 
 DAY = 86_400.0
-KINDS = ("went_quiet", "reassigned", "contact_left", "stalled", "closed_lost")
 moments = st.one_of(
     st.integers(-2_000_000_000, 5_000_000_000), st.floats(min_value=-2_000_000_000, max_value=5_000_000_000)
 )
-maybe = st.one_of(st.none(), moments)
-facts = st.builds(
-    Facts,
-    kind=st.sampled_from(KINDS),
-    at=moments,
-    owner_changed_at=maybe,
-    contact_left_at=maybe,
-    contact_change=st.sampled_from([None, "left_company", "removed", "role_changed"]),
-    amount_cut_share=st.one_of(st.none(), st.floats(min_value=0, max_value=1)),
-    close_date_pushes=st.integers(0, 9),
-    close_date_slip_days=st.integers(0, 400),
-    stage_moved_back=st.booleans(),
-    lost_reason=st.one_of(st.none(), st.text(max_size=90)),
-    outbound_since_inbound=st.integers(0, 9),
-    last_outbound_at=maybe,
-    last_inbound_at=maybe,
-    last_activity_at=maybe,
-    activities=st.integers(0, 50),
-)
+facts = st.builds(replace, facts_at_one_time, at=moments)
 
 
 @given(moments)
