@@ -105,6 +105,7 @@ def replay(
     what another configuration would change. Reads '-' as standard input (in one process unless --jobs or
     --compare asks for more, as it would otherwise be copied to a temporary file first). Nothing is sent anywhere.
     """
+    from services.detector.replay import differences
     from services.detector.replay import replay as run_replay
     from services.detector.replay_parallel import ReplayFailed, export_lines, replay_file, writer
     from services.detector.wiring import build_detector
@@ -144,18 +145,21 @@ def replay(
                     out=sink,
                     render=_render,
                     progress=_progress(started),
+                    by_deal=other is not None,
                 )
                 if other is not None:
                     again = time.monotonic()
                     click.echo(f"  again under {compare}", err=True)
-                    compared = replay_file(
+                    second = replay_file(
                         path,
                         build_detector(other),
                         jobs=processes,
                         until=horizon,
                         source=source,
                         progress=_progress(again),
-                    ).summary()
+                        by_deal=True,
+                    )
+                    compared = {**second.summary(), "differences": differences(report, second)}
     except ReplayFailed as exc:
         raise click.ClickException(str(exc)) from None
     finally:
@@ -220,6 +224,15 @@ def _comparison(base: dict[str, Any], other: dict[str, Any], name: str) -> None:
         f"revised {base['revised']:,} and {other['revised']:,} ({_change(base, other, 'revised')}), "
         f"resumed {base['resumed']:,} and {other['resumed']:,} ({_change(base, other, 'resumed')})"
     )
+    found = other["differences"]
+    click.echo(f"{found['deals']:,} deals open different interruptions:")
+    for kind, d in found["by_kind"].items():
+        if d["more_here"]:
+            shown = ", ".join(d["examples_here"])
+            click.echo(f"  {kind}: {d['more_here']:,} deals open more here (e.g. {shown})")
+        if d["more_compared"]:
+            shown = ", ".join(d["examples_compared"])
+            click.echo(f"  {kind}: {d['more_compared']:,} deals open more under {name} (e.g. {shown})")
 
 
 def _change(base: dict[str, Any], other: dict[str, Any], name: str) -> str:

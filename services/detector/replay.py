@@ -34,6 +34,8 @@ class ReplayReport:
     first_rejections: list[str] = field(default_factory=list)
     first_rejected_lines: list[int] = field(default_factory=list)
     """The line number of each of ``first_rejections``."""
+    fired: dict[str, Counter[str]] | None = None
+    """With ``by_deal``: how many interruptions of each kind opened for each deal (revisions not counted)."""
 
     def summary(self) -> dict[str, Any]:
         kinds: Counter[str] = Counter()
@@ -70,6 +72,37 @@ class ReplayReport:
         )[:MAX_EXAMPLES]
         self.first_rejected_lines = [number for number, _ in first]
         self.first_rejections = [text for _, text in first]
+        if other.fired is not None:
+            self.fired = {**(self.fired or {}), **other.fired}
+
+
+def differences(here: ReplayReport, there: ReplayReport, examples: int = 5) -> dict[str, Any]:
+    """Which deals open more interruptions of a kind in one replay of an export than in another (both made with
+    ``by_deal``): for each kind, how many deals and the first few of them by key."""
+    if here.fired is None or there.fired is None:
+        raise ValueError("both replays must keep what opened for each deal (by_deal)")
+    more: dict[str, tuple[list[str], list[str]]] = {}
+    differ = 0
+    for key in sorted(here.fired.keys() | there.fired.keys()):
+        a, b = here.fired.get(key, Counter()), there.fired.get(key, Counter())
+        if a == b:
+            continue
+        differ += 1
+        for kind in a.keys() | b.keys():
+            if a[kind] != b[kind]:
+                more.setdefault(kind, ([], []))[0 if a[kind] > b[kind] else 1].append(key)
+    return {
+        "deals": differ,
+        "by_kind": {
+            kind: {
+                "more_here": len(mine),
+                "more_compared": len(theirs),
+                "examples_here": mine[:examples],
+                "examples_compared": theirs[:examples],
+            }
+            for kind, (mine, theirs) in sorted(more.items())
+        },
+    }
 
 
 def _most_first(counts: Counter[Any]) -> dict[Any, int]:
@@ -148,14 +181,16 @@ def replay_share(
     emit: EmitInOrder | None = None,
     progress: Callable[[int], None] | None = None,
     share: Share | None = None,
+    by_deal: bool = False,
 ) -> ReplayReport:
-    """Replay the deals of ``share`` (all of them without one) found in ``lines``."""
-    report = ReplayReport()
+    """Replay the deals of ``share`` (all of them without one) found in ``lines``; ``by_deal`` keeps what opened
+    for each deal in the report (``fired``)."""
+    report = ReplayReport(fired={} if by_deal else None)
+    fired = report.fired
     states: dict[str, DealState] = {}
     due: dict[str, float] = {}
-    since: dict[
-        str, int
-    ] = {}  # the line that put each deal in ``due``: the order of the deadlines fired at the end
+    # the line that put each deal in ``due``: the order of the deadlines fired at the end
+    since: dict[str, int] = {}
 
     def record(key: str, state: DealState, outcomes: list[Outcome], now: float, at: tuple[int, int]) -> None:
         for o in outcomes:
@@ -164,6 +199,8 @@ def replay_share(
                     report.revised += 1
                 else:
                     report.opened[(o.kind, o.cause)] += 1
+                    if fired is not None:
+                        fired.setdefault(key, Counter())[o.kind] += 1
             else:
                 report.resumed += 1
             if emit is not None:

@@ -20,13 +20,14 @@ import traceback
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
+from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
 from services.detector.domain.rules import Detector
-from services.detector.replay import Emit, EmitInOrder, ReplayReport, Share, replay, replay_share
+from services.detector.replay import Emit, EmitInOrder, ReplayReport, Share, replay_share
 
 Render = Callable[[dict[str, Any]], str]
 """One message as one line of text (without its newline)."""
@@ -83,23 +84,28 @@ def replay_file(
     out: IO[str] | None = None,
     render: Render | None = None,
     progress: Callable[[int], None] | None = None,
+    by_deal: bool = False,
 ) -> ReplayReport:
-    """Replay the export at ``path`` with ``jobs`` processes, writing each message, rendered, to ``out``."""
+    """Replay the export at ``path`` with ``jobs`` processes, writing each message, rendered, to ``out``;
+    ``by_deal`` keeps what opened for each deal in the report."""
     if out is not None and render is None:
         raise ValueError("render is needed to write messages out")
     if jobs <= 1 or not can_fork():
+        write = None if out is None or render is None else writer(out, render)
         with path.open("rb") as stream:
-            return replay(
+            return replay_share(
                 export_lines(stream),
                 detector,
                 until=until,
                 source=source,
-                emit=None if out is None or render is None else writer(out, render),
+                emit=None if write is None else (lambda _line, _then, message: write(message)),
                 progress=progress,
+                by_deal=by_deal,
             )
+    run = _Run(until, source, render if out is not None else None, by_deal)
     with tempfile.TemporaryDirectory(prefix="dealwatch-replay-") as scratch:
         spools = [Path(scratch) / f"share-{i}.tsv" for i in range(jobs)] if out is not None else None
-        report = _run_shares(path, detector, jobs, until, source, spools, render, progress)
+        report = _run_shares(path, detector, jobs, run, spools, progress)
         if out is not None and spools is not None:
             for text in heapq.merge(*(_spooled(spool) for spool in spools), key=lambda m: m[:2]):
                 out.write(text[2])
@@ -115,14 +121,22 @@ def writer(out: IO[str], render: Render) -> Emit:
     return write
 
 
+@dataclass(frozen=True)
+class _Run:
+    """What every share of one replay is asked to do."""
+
+    until: float | None
+    source: str
+    render: Render | None
+    by_deal: bool
+
+
 def _run_shares(
     path: Path,
     detector: Detector,
     jobs: int,
-    until: float | None,
-    source: str,
+    run: _Run,
     spools: list[Path] | None,
-    render: Render | None,
     progress: Callable[[int], None] | None,
 ) -> ReplayReport:
     context = multiprocessing.get_context("fork")
@@ -133,7 +147,7 @@ def _run_shares(
             receive, send = context.Pipe(duplex=False)
             worker: multiprocessing.process.BaseProcess = context.Process(
                 target=_replay_one_share,
-                args=(path, detector, Share(index, jobs), until, source, spools, render, lines_read, send),
+                args=(path, detector, Share(index, jobs), run, spools, lines_read, send),
                 name=f"dealwatch-replay-{index}",
                 daemon=True,
             )
@@ -183,16 +197,13 @@ def _replay_one_share(
     path: Path,
     detector: Detector,
     share: Share,
-    until: float | None,
-    source: str,
+    run: _Run,
     spools: list[Path] | None,
-    render: Render | None,
     lines_read: Synchronized[int],
     send: Connection,
 ) -> None:
-    signal.signal(
-        signal.SIGINT, signal.SIG_IGN
-    )  # an interrupt is the parent's to handle: it stops every share
+    # an interrupt is the parent's to handle: it stops every share
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
 
         def count(n: int) -> None:
@@ -201,6 +212,7 @@ def _replay_one_share(
         with ExitStack() as files:
             lines = export_lines(files.enter_context(path.open("rb")))
             emit: EmitInOrder | None = None
+            render = run.render
             if spools is not None and render is not None:
                 spool = files.enter_context(spools[share.index].open("w", encoding="utf-8"))
 
@@ -210,10 +222,11 @@ def _replay_one_share(
             report = replay_share(
                 lines,
                 detector,
-                until=until,
-                source=source,
+                until=run.until,
+                source=run.source,
                 share=share,
                 emit=emit,
+                by_deal=run.by_deal,
                 progress=count if share.first else None,
             )
         send.send(("ok", report))

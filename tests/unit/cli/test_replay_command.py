@@ -167,6 +167,10 @@ def test_replay_compares_what_another_configuration_would_fire(tmp_path, monkeyp
     assert compared["config"] == str(lenient)
     assert summary["by_kind"]["went_quiet"] > 0 and "went_quiet" not in compared["by_kind"]
     assert compared["by_kind"]["reassigned"] == summary["by_kind"]["reassigned"] == 20
+    differ = compared["differences"]
+    quiet_deals = differ["by_kind"]["went_quiet"]["more_here"]
+    assert differ["deals"] == quiet_deals > 0 and list(differ["by_kind"]) == ["went_quiet"]
+    assert differ["by_kind"]["went_quiet"]["more_compared"] == 0
     table = CliRunner().invoke(cli, args)
     assert table.exit_code == 0, table.output
     quiet = summary["by_kind"]["went_quiet"]
@@ -174,6 +178,7 @@ def test_replay_compares_what_another_configuration_would_fire(tmp_path, monkeyp
     rows = [r.split()[1:] for r in table.stdout.splitlines() if r.strip().startswith("went_quiet/")]
     assert sum(int(this) for this, _, _ in rows) == quiet
     assert all(compared == "0" and change == f"-{this}" for this, compared, change in rows)
+    assert f"went_quiet: {quiet_deals} deals open more here (e.g. generic:D" in table.stdout
 
 
 def test_replay_compare_refuses_to_write_one_configurations_messages(tmp_path, monkeypatch):

@@ -68,3 +68,31 @@ def test_replaying_the_same_history_twice_counts_every_duplicate():
     report = replay(HISTORY + HISTORY, build_detector(Settings()), until=NOW.timestamp())
     assert report.duplicates == 5
     assert report.summary()["interruptions"] == 2
+
+
+def test_the_deals_two_replays_differ_on_are_named_by_kind():
+    from collections import Counter
+
+    from services.detector.replay import ReplayReport, differences
+
+    here = ReplayReport(
+        fired={"s:a": Counter(went_quiet=1), "s:b": Counter(stalled=2), "s:c": Counter(stalled=1)}
+    )
+    there = ReplayReport(
+        fired={"s:b": Counter(stalled=1), "s:c": Counter(stalled=1), "s:d": Counter(reassigned=1)}
+    )
+    found = differences(here, there, examples=1)
+    assert found["deals"] == 3
+    assert found["by_kind"] == {
+        "reassigned": {"more_here": 0, "more_compared": 1, "examples_here": [], "examples_compared": ["s:d"]},
+        "stalled": {"more_here": 1, "more_compared": 0, "examples_here": ["s:b"], "examples_compared": []},
+        "went_quiet": {"more_here": 1, "more_compared": 0, "examples_here": ["s:a"], "examples_compared": []},
+    }
+
+
+def test_replay_keeps_what_opened_for_each_deal_when_asked():
+    from services.detector.replay import replay_share
+
+    report = replay_share(HISTORY, build_detector(Settings()), until=NOW.timestamp(), by_deal=True)
+    assert report.fired == {"generic:A": {"reassigned": 1}, "generic:B": {"went_quiet": 1}}
+    assert replay(HISTORY, build_detector(Settings()), until=NOW.timestamp()).fired is None

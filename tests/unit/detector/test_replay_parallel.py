@@ -159,3 +159,10 @@ def test_a_bad_event_is_still_only_a_rejection_in_a_share(export):
     shared = replay_file(export, Rejecting(DETECTOR), jobs=3, until=NOW)  # type: ignore[arg-type]
     assert alone.rejected["deal 7 is refused"] > 0
     assert shared.summary() == alone.summary() and shared.first_rejections == alone.first_rejections
+
+
+def test_what_opened_for_each_deal_is_the_same_in_shares(export):
+    alone = replay_file(export, DETECTOR, jobs=1, until=NOW, by_deal=True)
+    shared = replay_file(export, DETECTOR, jobs=3, until=NOW, by_deal=True)
+    assert alone.fired and shared.fired == alone.fired
+    assert sum(sum(c.values()) for c in alone.fired.values()) == sum(alone.opened.values())
