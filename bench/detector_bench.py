@@ -683,10 +683,9 @@ def replay_figures(sizes: dict[str, int], workdir: Path) -> None:
         loads(line)
     replay(head, build_detector(), until=now)
 
+    # a pass takes a fraction of a second: the fastest of three, so that noise cannot flatter the ratio
     parse_s = float("inf")
-    for _ in range(
-        3
-    ):  # a pass takes a fraction of a second: the fastest of three, so noise cannot flatter the ratio
+    for _ in range(3):
         t = time.perf_counter()
         parsed = parse()
         parse_s = min(parse_s, time.perf_counter() - t)

@@ -123,12 +123,16 @@ class Share:
     count: int
 
     def owns(self, key: str) -> bool:
-        return zlib.crc32(key.encode()) % self.count == self.index
+        return self.count == 1 or zlib.crc32(key.encode()) % self.count == self.index
 
     @property
     def first(self) -> bool:
         """The share that counts what belongs to no deal (lines that are not events with a deal id)."""
         return self.index == 0
+
+
+WHOLE = Share(0, 1)
+"""Every deal: the replay in one process."""
 
 
 Emit = Callable[[dict[str, Any]], None]
@@ -180,11 +184,11 @@ def replay_share(
     source: str = "generic",
     emit: EmitInOrder | None = None,
     progress: Callable[[int], None] | None = None,
-    share: Share | None = None,
+    share: Share = WHOLE,
     by_deal: bool = False,
 ) -> ReplayReport:
-    """Replay the deals of ``share`` (all of them without one) found in ``lines``; ``by_deal`` keeps what opened
-    for each deal in the report (``fired``)."""
+    """Replay the deals of ``share`` found in ``lines``; ``by_deal`` keeps what opened for each deal in the
+    report (``fired``)."""
     report = ReplayReport(fired={} if by_deal else None)
     fired = report.fired
     states: dict[str, DealState] = {}
@@ -226,11 +230,11 @@ def replay_share(
         try:
             event = as_change(loads(line), source)
         except (BadEvent, ValueError, RecursionError) as exc:
-            if share is None or share.first:
+            if share.first:
                 _reject(report, number, exc)
             continue
         key = f"{event['source']}:{event['deal_id']}"
-        if share is not None and not share.owns(key):
+        if not share.owns(key):
             continue
         try:
             t = float(parse_time(event.get("occurred_at")))
