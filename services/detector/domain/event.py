@@ -86,6 +86,11 @@ def check(ev: Any) -> Event:
     for part in ("previous", "activity", "contact"):
         if ev.get(part) is not None and not isinstance(ev[part], dict):
             raise BadEvent(f"{part} must be an object")
+    act = ev.get("activity")
+    if act:
+        for name in ("kind", "direction"):
+            if act.get(name) is not None and not isinstance(act[name], str):
+                raise BadEvent(f"activity.{name} must be a string")
     return ev
 
 

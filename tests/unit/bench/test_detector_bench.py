@@ -91,6 +91,7 @@ def test_the_pure_figures_run_and_print_name_value_lines(
         "encoded_state_bytes_avg",
         "replay_over_json_parse",
         "replay_one_process_over_json_parse",
+        "replay_one_process_over_reference",
         "processor_pure_events_per_s",
     ):
         assert float(found[name]) > 0, name

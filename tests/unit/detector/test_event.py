@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from services.detector.domain.event import BadEvent, loads, number, parse_time
+from services.detector.domain.event import BadEvent, check, loads, number, parse_time
 
 EVENT = {"event_id": "e-1", "deal": {"id": "D-1", "name": "北風 40 席"}}
 
@@ -63,3 +63,21 @@ def test_what_is_not_a_finite_number_is_no_amount(value: object):
 
 def test_a_number_is_a_float():
     assert number(12) == 12.0 and number(2.5) == 2.5
+
+
+@pytest.mark.parametrize("name", ["kind", "direction"])
+@pytest.mark.parametrize("value", [["call"], {"a": 1}, 5, True])
+def test_an_activity_whose_kind_or_direction_is_not_a_string_is_refused(name: str, value: object):
+    event = {
+        "event_id": "e1",
+        "source": "generic",
+        "deal_id": "d1",
+        "type": "activity.logged",
+        "occurred_at": "2026-01-05T10:00:00Z",
+        "deal": {"id": "d1"},
+        "activity": {"kind": "call", "direction": "outbound", name: value},
+    }
+    with pytest.raises(BadEvent, match=f"activity.{name} must be a string"):
+        check(event)
+    event["activity"][name] = None
+    assert check(event) is event

@@ -96,3 +96,11 @@ def test_replay_keeps_what_opened_for_each_deal_when_asked():
     report = replay_share(HISTORY, build_detector(Settings()), until=NOW.timestamp(), by_deal=True)
     assert report.fired == {"generic:A": {"reassigned": 1}, "generic:B": {"went_quiet": 1}}
     assert replay(HISTORY, build_detector(Settings()), until=NOW.timestamp()).fired is None
+
+
+def test_an_activity_of_no_known_shape_is_a_rejected_line_not_a_crash():
+    odd = line("C", days_ago(5), "activity.logged", activity={"kind": ["call"], "direction": "outbound"})
+    for native in (True, False):
+        report = replay([*HISTORY, odd], build_detector(Settings()), until=NOW.timestamp(), native=native)
+        assert report.summary()["rejected_by_reason"] == {"activity.kind must be a string": 1}
+        assert report.events == 5

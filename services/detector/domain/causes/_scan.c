@@ -501,8 +501,19 @@ static int least_in(const Trie *t, int kind, const void *data, Py_ssize_t lo, Py
     }
 }
 
-/* Python's sum of the hits' weights (its own order of additions, whatever the version). */
+/* Python's sum of the hits' weights (its own order of additions, whatever the version). Before 3.12, ``sum`` of
+ * floats adds them one by one into a C double from 0 (an empty sum is the int 0, read as 0.0): done here without
+ * the list. From 3.12 it compensates the rounding, so Python's own is called. */
 static PyObject *py_sum(Extractor *x, const Hit *hits, Py_ssize_t from, Py_ssize_t to, int side) {
+#if PY_VERSION_HEX < 0x030C0000
+    (void)x;
+    double total = 0.0;
+    for (Py_ssize_t i = from; i < to; i++) {
+        if (side >= 0 && hits[i].side != side) continue;
+        total += hits[i].weight;
+    }
+    return PyFloat_FromDouble(total);
+#else
     PyObject *list = PyList_New(0); /* the weights of the hits on ``side`` (any side: -1) */
     if (!list) return NULL;
     for (Py_ssize_t i = from; i < to; i++) {
@@ -518,6 +529,7 @@ static PyObject *py_sum(Extractor *x, const Hit *hits, Py_ssize_t from, Py_ssize
     PyObject *total = PyObject_CallOneArg(x->sum, list);
     Py_DECREF(list);
     return total;
+#endif
 }
 
 static int as_double(PyObject *o, double *out) {

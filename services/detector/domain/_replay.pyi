@@ -1,0 +1,29 @@
+"""The replay's compiled engine (``_replay.pyx``), built by ``make setup``; ``replay.replay_share`` is its user."""
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from services.detector.domain.rules import Detector
+
+class Engine:
+    opened: dict[tuple[str, str], int]
+    revised: int
+    resumed: int
+    def __init__(self, detector: Detector) -> None: ...
+    def replay(
+        self,
+        lines: Iterable[bytes | str],
+        report: Any,
+        *,
+        until: float | None,
+        source: str,
+        progress: Callable[[int], None] | None,
+        share_index: int,
+        share_count: int,
+        reject: Callable[[Any, int, Exception], None],
+    ) -> Any: ...
+
+def read_line(line: bytes | str, source: str = ...) -> tuple[Any, ...] | None: ...
+def fields_of(event: dict[str, Any]) -> tuple[Any, ...]: ...
+def time_of(value: Any) -> int: ...
+def day_of(value: Any) -> int | None: ...
