@@ -22,7 +22,7 @@ help:
 
 # The virtualenv, reinstalled when pyproject.toml or a C source changes (the install compiles the lexicon's
 # scanner in place, services/detector/domain/causes/_scan.c; without gcc the install goes on and the tests say so).
-NATIVE_SOURCES := $(wildcard services/*/domain/*/*.c services/*/domain/*.pyx services/*/domain/*/*.pyx services/*/domain/*/*.pxd)
+NATIVE_SOURCES := $(wildcard services/*/domain/*/*.c services/*/domain/*.pyx services/*/domain/*.pxd services/*/domain/*/*.pyx services/*/domain/*/*.pxd)
 
 setup: $(STAMP)
 

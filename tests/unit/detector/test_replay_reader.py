@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.detector.domain._replay import day_of, fields_of, read_line, time_of
+from services.detector.domain._lines import day_of, fields_of, read_line, time_of
 from services.detector.domain.event import BadEvent, check, parse_date, parse_time
 from services.detector.replay import as_change
 

@@ -1,0 +1,21 @@
+# cython: language_level=3
+"""Declarations of ``_calendar.pyx`` for the replay's engine (``_replay.pyx``), which cimports them."""
+
+cdef enum:
+    FIRST_DAY = -25567   # 1900-01-01 as a day number (days since 1970-01-01)
+    LAST_DAY = 84006     # 2200-01-01
+
+
+cdef class Calendar:
+    cdef object reference
+    cdef object holidays
+    cdef object weekend
+    cdef object tz
+    cdef signed char kind[LAST_DAY - FIRST_DAY]
+    cdef int offset[LAST_DAY - FIRST_DAY]
+
+    cdef int day(self, long number) except -1
+    cdef object add_working_days(self, object start, double days)
+
+
+cdef Calendar calendar_of(object reference)

@@ -1,0 +1,51 @@
+# cython: language_level=3
+"""Declarations of ``_lines.pyx`` for the replay's engine (``_replay.pyx``), which cimports them."""
+
+cdef enum:
+    MAX_DEPTH = 32   # nesting a line may have and still be read here
+    BUF = 512        # bytes of an escaped string read here (a longer one is left to orjson)
+    SHORT = 24       # strings of at most this many bytes are remembered by the reader
+    SLOTS = 1024
+
+
+cdef class Ev:
+    cdef object event_id, source, deal_id, etype, occurred_at
+    cdef object tier, status, owner, stage, lost_reason, amount, close_date
+    cdef object prev_owner, prev_stage, prev_amount, prev_close_date
+    cdef bint has_activity
+    cdef object kind, direction, text, scheduled_at, done
+    cdef bint has_contact
+    cdef object contact_id, change, decision_maker, title
+
+    cdef void clear(self)
+
+
+cdef class Reader:
+    cdef const unsigned char *p
+    cdef Py_ssize_t i, n
+    cdef char buf[BUF]
+    cdef int depth
+    cdef object value
+    cdef Ev event            # the event of the last line read, filled again for the next (nothing keeps it)
+    cdef char short_bytes[SLOTS][SHORT]
+    cdef Py_ssize_t short_size[SLOTS]
+    cdef list short_value
+    cdef bint repeats        # whether the value being read is of a field with few values (see ``text``)
+
+    cdef void ws(self)
+    cdef bint utf8(self, Py_ssize_t at, Py_ssize_t end)
+    cdef int string(self, bint keep) except -1
+    cdef object text(self, const char *data, Py_ssize_t size)
+    cdef int number(self, bint keep) except -1
+    cdef int literal(self, bint keep) except -1
+    cdef int scalar(self) except -1
+    cdef int skip(self) except -1
+    cdef int obj(self, int which, Ev e) except -1
+    cdef int field(self, int which, int slot, Ev e) except -1
+    cdef Ev read(self, object line, str source)
+
+
+cdef object parse_time(object value)
+cdef object parse_date(object value)
+cdef Ev from_dict(dict ev)
+cdef dict as_change(object raw, str source)
