@@ -187,7 +187,7 @@ cdef Ev from_dict(dict ev):
 
 
 cdef class Reader:
-    """Reads one line (bytes) at a time into an ``Ev``; ``read`` is False for a line it leaves to orjson."""
+    """Reads one line (bytes) at a time into an ``Ev``; ``read`` gives None for a line it leaves to orjson."""
 
 
     def __cinit__(self):
@@ -236,7 +236,7 @@ cdef class Reader:
         return True
 
     cdef int string(self, bint keep) except -1:
-        """A string at ``i`` (its opening quote): 1 and its value in ``out`` when kept; 0 to leave the line."""
+        """A string at ``i`` (its opening quote): 1, with its value in ``value`` when kept; 0 to leave the line."""
         cdef Py_ssize_t start = self.i + 1, k = start, w = 0
         cdef const unsigned char *p = self.p
         cdef unsigned char c
