@@ -95,11 +95,7 @@ cdef inline uint32_t fingerprint(str text) except? 0:
 
 cdef inline object text_of(object value):
     """``event.text``: a non-empty string, or None."""
-    if type(value) is str and len(<str>value) > 0:
-        return value
-    if isinstance(value, str) and value:
-        return value
-    return None
+    return value if isinstance(value, str) and value else None
 
 
 cdef object number_of(object value):
@@ -306,7 +302,6 @@ cdef class Engine:
     cdef bint by_deal
 
     def __init__(self, detector):
-        from services.detector.domain.causes.classify import NATIVE
         from services.detector.domain.causes.model import Signal
         from services.detector.domain.causes.text import _prepare
 
