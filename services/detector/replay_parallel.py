@@ -1,7 +1,7 @@
 """Offline replay of an export file, on several cores: each process reads the whole export and replays its own
-share of the deals (deals are independent in a replay: each one's time is its own), and the parent merges the
-reports and the messages into exactly what one process would have produced, in the same order. An export may be
-gzip-compressed.
+share of the deals (deals are independent in a replay: each one's time is its own; the compiled engine only checks
+another share's line, without making its values), and the parent merges the reports and the messages into exactly
+what one process would have produced, in the same order. An export may be gzip-compressed.
 
 Processes are forked, so the detector built in the parent (configuration, lexicon) is shared, not rebuilt; where
 the platform cannot fork, the replay runs in one process.
@@ -18,7 +18,7 @@ import signal
 import tempfile
 import traceback
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
@@ -44,23 +44,58 @@ class ExportUnreadable(ReplayFailed):
 GZIP_MAGIC = b"\x1f\x8b"
 
 
-def export_lines(stream: BinaryIO) -> Iterator[bytes]:
+BLOCK = 1 << 20
+"""Bytes the compiled engine is given at a time (``ExportLines.blocks``)."""
+
+
+class ExportLines(Iterator[bytes]):
     """The lines of an export, read through gzip when it starts as a gzip file does; a failure to read raises
     ``ExportUnreadable`` with the reason (the replay counts bad lines, but cannot go on past bytes it cannot
-    read)."""
-    buffered: Any = stream if hasattr(stream, "peek") else io.BufferedReader(stream)  # type: ignore[type-var]
-    lines: Iterable[bytes] = buffered
-    if buffered.peek(2)[:2] == GZIP_MAGIC:
-        lines = gzip.GzipFile(fileobj=buffered, mode="rb")
-    iterator = iter(lines)
-    while True:
+    read). ``blocks`` gives the same bytes in large pieces, each ending where a line does, for a reader that
+    splits them itself (the compiled engine): one or the other is read, not both."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        buffered: Any = stream if hasattr(stream, "peek") else io.BufferedReader(stream)  # type: ignore[type-var]
+        self._source: Any = buffered
+        if buffered.peek(2)[:2] == GZIP_MAGIC:
+            self._source = gzip.GzipFile(fileobj=buffered, mode="rb")
+        self._lines: Iterator[bytes] = iter(self._source)
+
+    def __next__(self) -> bytes:
         try:
-            line = next(iterator)
-        except StopIteration:
-            return
+            return next(self._lines)
         except (OSError, EOFError, zlib.error) as exc:
             raise ExportUnreadable(f"cannot read the export: {exc}") from None
-        yield line
+
+    def blocks(self) -> Iterator[bytes]:
+        size = BLOCK
+        held: list[bytes] = []  # the start of a line that goes on in the next read
+        while True:
+            try:
+                data = self._source.read(size)
+            except (OSError, EOFError, zlib.error) as exc:
+                raise ExportUnreadable(f"cannot read the export: {exc}") from None
+            if not data:
+                if held:
+                    yield b"".join(held)
+                return
+            end = data.rfind(b"\n") + 1
+            if not end:
+                held.append(data)
+                continue
+            if held:
+                held.append(data[:end])
+                yield b"".join(held)
+                held.clear()
+            else:
+                yield data if end == len(data) else data[:end]
+            if end < len(data):
+                held.append(data[end:])
+
+
+def export_lines(stream: BinaryIO) -> ExportLines:
+    """The lines of an export (``ExportLines``)."""
+    return ExportLines(stream)
 
 
 def usable_cores() -> int:

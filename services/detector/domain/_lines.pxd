@@ -1,4 +1,5 @@
 # cython: language_level=3
+from libc.stdint cimport uint32_t, uint64_t
 """Declarations of ``_lines.pyx`` for the replay's engine (``_replay.pyx``), which cimports them."""
 
 cdef enum:
@@ -6,6 +7,12 @@ cdef enum:
     BUF = 512        # bytes of an escaped string read here (a longer one is left to orjson)
     SHORT = 24       # strings of at most this many bytes are remembered by the reader
     SLOTS = 1024
+    SPANS = 45       # the keys the rules read: 9 places in each of the event, deal, previous, activity, contact
+
+cdef enum:           # a scalar read: a string without escapes, with them, or a number, true, false or null
+    PLAIN = 0
+    ESCAPED = 1
+    OTHER = 2
 
 
 cdef class Ev:
@@ -17,7 +24,7 @@ cdef class Ev:
     cdef bint has_contact
     cdef object contact_id, change, decision_maker, title
 
-    cdef void clear(self)
+    cdef void clear(self) noexcept
 
 
 cdef class Reader:
@@ -31,9 +38,18 @@ cdef class Reader:
     cdef Py_ssize_t short_size[SLOTS]
     cdef list short_value
     cdef bint repeats        # whether the value being read is of a field with few values (see ``text``)
+    cdef bint escaped        # whether the last string read had escapes
+    # where each scalar of the line is (by ``slot_of``'s place: 9 * object + slot), until its value is made
+    cdef Py_ssize_t span_start[SPANS]
+    cdef Py_ssize_t span_end[SPANS]
+    cdef unsigned char span_kind[SPANS]
+    cdef uint64_t present
+    cdef bint elsewhere      # the last line read is of another share's deal
+    cdef object source_name  # the default source, and its UTF-8
+    cdef bytes source_utf8
 
-    cdef void ws(self)
-    cdef bint utf8(self, Py_ssize_t at, Py_ssize_t end)
+    cdef void ws(self) noexcept
+    cdef bint utf8(self, Py_ssize_t at, Py_ssize_t end) noexcept
     cdef int string(self, bint keep) except -1
     cdef object text(self, const char *data, Py_ssize_t size)
     cdef int number(self, bint keep) except -1
@@ -42,7 +58,14 @@ cdef class Reader:
     cdef int skip(self) except -1
     cdef int obj(self, int which, Ev e) except -1
     cdef int field(self, int which, int slot, Ev e) except -1
-    cdef Ev read(self, object line, str source)
+    cdef int make(self, Ev e) except -1
+    cdef bint elsewhere_of(self, str source, long count, long index)
+    cdef Ev read(self, object line, str source, long share_count, long share_index)
+    cdef Ev read_at(self, const unsigned char *data, Py_ssize_t size, str source, long share_count,
+                    long share_index)
+
+
+cdef uint32_t crc32_more(uint32_t crc, const unsigned char *data, Py_ssize_t size) noexcept
 
 
 cdef object parse_time(object value)

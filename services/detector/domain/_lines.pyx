@@ -12,6 +12,9 @@ from libc.stdint cimport uint32_t, uint64_t
 from libc.stdlib cimport strtod
 from libc.string cimport memchr, memcmp, memcpy
 
+cdef extern from *:
+    int __builtin_ctzll(unsigned long long) nogil
+
 from services.detector.domain.event import BadEvent
 from services.detector.domain.event import parse_date as _parse_date
 from services.detector.domain.event import parse_time as _parse_time
@@ -23,10 +26,37 @@ cdef extern from "Python.h":
     object PyLong_FromLongLong(long long v)
 
 
+# ---------------------------------------------------------------------------------------------- CRC-32
+
+cdef uint32_t CRC[256]
+
+
+cdef void _crc_table() noexcept:
+    cdef uint32_t c
+    cdef int n, k
+    for n in range(256):
+        c = n
+        for k in range(8):
+            c = (0xEDB88320u ^ (c >> 1)) if c & 1 else c >> 1
+        CRC[n] = c
+
+
+_crc_table()
+
+
+cdef uint32_t crc32_more(uint32_t crc, const unsigned char *data, Py_ssize_t size) noexcept:
+    """``zlib.crc32(data, crc)``: the CRC-32 of bytes that follow those whose CRC-32 is ``crc`` (0 to start)."""
+    cdef uint32_t c = crc ^ 0xFFFFFFFFu
+    cdef Py_ssize_t i
+    for i in range(size):
+        c = CRC[(c ^ data[i]) & 0xFF] ^ (c >> 8)
+    return c ^ 0xFFFFFFFFu
+
+
 # ---------------------------------------------------------------------------------------------- times and dates
 
 
-cdef inline bint _digits(const char *s, Py_ssize_t n, long *out):
+cdef inline bint _digits(const char *s, Py_ssize_t n, long *out) noexcept:
     cdef long v = 0
     cdef Py_ssize_t i
     cdef char c
@@ -55,7 +85,7 @@ cdef inline int month_days(long y, long m):
     return 30 if m == 4 or m == 6 or m == 9 or m == 11 else 31
 
 
-cdef bint _date_part(const char *s, Py_ssize_t n, long *days):
+cdef bint _date_part(const char *s, Py_ssize_t n, long *days) noexcept:
     """A valid YYYY-MM-DD at the start of ``s``: its day number."""
     cdef long y, m, d
     if n < 10 or s[4] != 45 or s[7] != 45:  # -
@@ -131,7 +161,7 @@ cdef class Ev:
     decoded JSON of one that is not (``from_dict``)."""
 
 
-    cdef void clear(self):
+    cdef void clear(self) noexcept:
         self.event_id = self.source = self.deal_id = self.etype = self.occurred_at = None
         self.tier = self.status = self.owner = self.stage = self.lost_reason = self.amount = None
         self.close_date = self.prev_owner = self.prev_stage = self.prev_amount = self.prev_close_date = None
@@ -180,6 +210,65 @@ cdef Ev from_dict(dict ev):
     return e
 
 
+cdef inline void store(Ev e, int which, int slot, object v) noexcept:
+    """The value of a key the rules read (``slot_of``) of the event (0) or its deal, previous, activity or contact."""
+    if which == 0:
+        if slot == 0:
+            e.event_id = v
+        elif slot == 1:
+            e.source = v
+        elif slot == 2:
+            e.etype = v
+        else:
+            e.occurred_at = v
+    elif which == 1:
+        if slot == 0:
+            e.deal_id = v
+        elif slot == 1:
+            e.tier = v
+        elif slot == 2:
+            e.status = v
+        elif slot == 3:
+            e.owner = v
+        elif slot == 4:
+            e.stage = v
+        elif slot == 5:
+            e.lost_reason = v
+        elif slot == 6:
+            e.amount = v
+        else:
+            e.close_date = v
+    elif which == 2:
+        if slot == 0:
+            e.prev_owner = v
+        elif slot == 1:
+            e.prev_stage = v
+        elif slot == 2:
+            e.prev_amount = v
+        else:
+            e.prev_close_date = v
+    elif which == 3:
+        if slot == 0:
+            e.kind = v
+        elif slot == 1:
+            e.direction = v
+        elif slot == 2:
+            e.text = v
+        elif slot == 3:
+            e.scheduled_at = v
+        else:
+            e.done = v
+    else:
+        if slot == 0:
+            e.contact_id = v
+        elif slot == 1:
+            e.change = v
+        elif slot == 2:
+            e.decision_maker = v
+        else:
+            e.title = v
+
+
 # A line is read here when it is a JSON object that orjson reads alike and that ``as_change`` and ``check``
 # accept, with plain values (a string, a number, true, false or null) where the rules read one; anything else
 # (invalid or unusual JSON, a value of another type, a key given twice) is left to orjson and the reference's
@@ -187,7 +276,11 @@ cdef Ev from_dict(dict ev):
 
 
 cdef class Reader:
-    """Reads one line (bytes) at a time into an ``Ev``; ``read`` gives None for a line it leaves to orjson."""
+    """Reads one line (bytes) at a time into an ``Ev``; ``read`` gives None for a line it leaves to orjson.
+
+    The whole line is checked first, each value it holds only marked where it lies; values are made once it is
+    known to be read here, and, in a share of a replay, to be of a deal of that share (the other shares' lines,
+    most of them, cost only the check)."""
 
 
     def __cinit__(self):
@@ -195,7 +288,7 @@ cdef class Reader:
         for j in range(SLOTS):
             self.short_size[j] = -1
 
-    cdef void ws(self):
+    cdef void ws(self) noexcept:
         cdef unsigned char c
         while self.i < self.n:
             c = self.p[self.i]
@@ -204,7 +297,7 @@ cdef class Reader:
             else:
                 return
 
-    cdef bint utf8(self, Py_ssize_t at, Py_ssize_t end):
+    cdef bint utf8(self, Py_ssize_t at, Py_ssize_t end) noexcept:
         """Bytes at..end are well-formed UTF-8 (no overlong form, no surrogate, nothing past U+10FFFF)."""
         cdef const unsigned char *p = self.p
         cdef unsigned char c, c1
@@ -246,8 +339,8 @@ cdef class Reader:
         cdef Py_ssize_t n = self.n
         cdef unsigned char high = 0
         cdef uint64_t word, x, found, highs = 0
-        # eight bytes at a time while none is a quote, a backslash or a control character (a word that may hold
-        # one goes to the byte loop below, which decides)
+        # eight bytes at a time; in a word holding a quote, a backslash or a control character, the first such byte
+        # (the lowest flag is exact: a false flag can only follow a true one) is looked at, and the scan goes on
         while k + 8 <= n:
             memcpy(&word, p + k, 8)
             found = (word - 0x2020202020202020ULL) & ~word
@@ -255,28 +348,44 @@ cdef class Reader:
             found |= (x - 0x0101010101010101ULL) & ~x
             x = word ^ 0x5C5C5C5C5C5C5C5CULL
             found |= (x - 0x0101010101010101ULL) & ~x
-            if found & 0x8080808080808080ULL:
-                break
-            highs |= word
-            k += 8
-        if highs & 0x8080808080808080ULL:
-            high = 0x80
-        while k < n:
+            found &= 0x8080808080808080ULL
+            if not found:
+                highs |= word
+                k += 8
+                continue
+            j = __builtin_ctzll(found) >> 3
+            if j:
+                highs |= word & ((<uint64_t>1 << (8 * j)) - 1)
+            k += j
             c = p[k]
             if c == 34:  # "
                 break
             if c < 0x20:
                 return 0
-            high |= c
-            if c == 92:  # backslash
-                escaped = True
-                k += 2
-            else:
-                k += 1
+            escaped = True  # a backslash: it and the byte it escapes
+            highs |= <uint64_t>p[k + 1] if k + 1 < n else 0
+            k += 2
         else:
+            # the last bytes, one at a time
+            while k < n:
+                c = p[k]
+                if c == 34:  # "
+                    break
+                if c < 0x20:
+                    return 0
+                high |= c
+                if c == 92:  # backslash
+                    escaped = True
+                    k += 2
+                else:
+                    k += 1
+        if k >= n:
             return 0
+        if highs & 0x8080808080808080ULL:
+            high = 0x80
         if high >= 0x80 and not self.utf8(start, k):
             return 0
+        self.escaped = escaped
         if not escaped:
             if keep:
                 self.value = self.text(<const char *>p + start, k - start)
@@ -563,81 +672,95 @@ cdef class Reader:
             ok = self.obj(slot - 4, e)
             self.depth -= 1
             return ok
-        # a value of few kinds is remembered; an event's id, time or text, different on each line, is not
-        self.repeats = not (
-            (which == 0 and (slot == 0 or slot == 3)) or (which == 1 and slot == 5) or (which == 3 and slot >= 2)
-            or (which == 4 and slot == 3)
-        )
-        if not self.scalar():
-            return 0
-        v = self.value
-        if which == 0:
-            if slot == 0:
-                e.event_id = v
-            elif slot == 1:
-                e.source = v
-            elif slot == 2:
-                e.etype = v
-            else:
-                e.occurred_at = v
-        elif which == 1:
-            if slot == 0:
-                e.deal_id = v
-            elif slot == 1:
-                e.tier = v
-            elif slot == 2:
-                e.status = v
-            elif slot == 3:
-                e.owner = v
-            elif slot == 4:
-                e.stage = v
-            elif slot == 5:
-                e.lost_reason = v
-            elif slot == 6:
-                e.amount = v
-            else:
-                e.close_date = v
-        elif which == 2:
-            if slot == 0:
-                e.prev_owner = v
-            elif slot == 1:
-                e.prev_stage = v
-            elif slot == 2:
-                e.prev_amount = v
-            else:
-                e.prev_close_date = v
-        elif which == 3:
-            if slot == 0:
-                e.kind = v
-            elif slot == 1:
-                e.direction = v
-            elif slot == 2:
-                e.text = v
-            elif slot == 3:
-                e.scheduled_at = v
-            else:
-                e.done = v
+        # a scalar: checked here, made into a value once the line is read (and only when it is wanted)
+        cdef int flat = which * 9 + slot
+        self.span_start[flat] = self.i
+        if c == 34:
+            if not self.string(False):
+                return 0
+            self.span_kind[flat] = ESCAPED if self.escaped else PLAIN
         else:
-            if slot == 0:
-                e.contact_id = v
-            elif slot == 1:
-                e.change = v
-            elif slot == 2:
-                e.decision_maker = v
-            else:
-                e.title = v
+            if not (self.number(False) if (c == 45 or 48 <= c <= 57) else self.literal(False)):
+                return 0
+            self.span_kind[flat] = OTHER
+        self.span_end[flat] = self.i
+        self.present |= (<uint64_t>1) << flat
         return 1
 
-    cdef Ev read(self, object line, str source):
-        """The event on ``line`` when it is read here (see above), else None."""
-        cdef Ev e = self.event
-        if type(line) is bytes:
-            self.p = <const unsigned char *><const char *>(<bytes>line)
-            self.n = len(<bytes>line)
+    cdef int make(self, Ev e) except -1:
+        """The values of the scalars the line holds, into ``e``."""
+        cdef uint64_t left = self.present
+        cdef int flat
+        cdef Py_ssize_t at
+        while left:
+            flat = __builtin_ctzll(left)
+            left &= left - 1
+            which, slot = flat // 9, flat % 9
+            # a value of few kinds is remembered; an event's id, time or text, different on each line, is not
+            self.repeats = not (
+                (which == 0 and (slot == 0 or slot == 3)) or (which == 1 and slot == 5) or (which == 3 and slot >= 2)
+                or (which == 4 and slot == 3)
+            )
+            at = self.span_start[flat]
+            if self.span_kind[flat] == PLAIN:
+                v = self.text(<const char *>self.p + at + 1, self.span_end[flat] - at - 2)
+            else:
+                self.i = at
+                if not self.scalar():
+                    return 0
+                v = self.value
+            store(e, which, slot, v)
+        return 1
+
+
+    cdef bint elsewhere_of(self, str source, long count, long index):
+        """Whether the line read is of a deal of another share, when its bytes tell (the deal's id a string
+        without escapes, the source one too, or null, or absent): ``fingerprint(key) % count != index`` for the
+        key the engine makes, ``f"{source}:{deal_id}"``. False when they do not: the event is made, and decides."""
+        cdef int ID = 1 * 9 + 0, SRC = 0 * 9 + 1
+        cdef uint32_t crc
+        cdef Py_ssize_t at, size
+        if not (self.present >> ID) & 1 or self.span_kind[ID] != PLAIN:
+            return False
+        at = self.span_start[ID]
+        size = self.span_end[ID] - at - 2
+        if size == 0:
+            return False  # an empty id, which the reference refuses
+        if (self.present >> SRC) & 1 and not (
+            self.span_kind[SRC] == OTHER and self.p[self.span_start[SRC]] == 110  # null: the default source
+            or self.span_kind[SRC] == PLAIN and self.span_end[SRC] - self.span_start[SRC] == 2  # "": the same
+        ):
+            if self.span_kind[SRC] != PLAIN:
+                return False
+            crc = crc32_more(0, self.p + self.span_start[SRC] + 1, self.span_end[SRC] - self.span_start[SRC] - 2)
         else:
+            if source is not self.source_name:
+                self.source_utf8 = source.encode("utf-8", "surrogatepass")
+                self.source_name = source
+            crc = crc32_more(0, <const unsigned char *><const char *>self.source_utf8, len(self.source_utf8))
+        crc = crc32_more(crc, <const unsigned char *>b":", 1)
+        crc = crc32_more(crc, self.p + at + 1, size)
+        return crc % count != index
+
+    cdef Ev read(self, object line, str source, long share_count, long share_index):
+        """The event on ``line`` when it is read here (see above), else None: ``elsewhere`` tells a line of a deal
+        of another share (of ``share_count``), whose values are not made."""
+        self.elsewhere = False
+        if type(line) is not bytes:
             return None
+        return self.read_at(<const unsigned char *><const char *>(<bytes>line), len(<bytes>line), source,
+                            share_count, share_index)
+
+    cdef Ev read_at(self, const unsigned char *data, Py_ssize_t size, str source, long share_count,
+                    long share_index):
+        """``read`` of the line of ``size`` bytes at ``data`` (which must stay until the next line is read)."""
+        cdef Ev e = self.event
+        self.elsewhere = False
+        self.p = data
+        self.n = size
         self.i = 0
         self.depth = 0
+        self.present = 0
         if e is None:
             e = self.event = Ev.__new__(Ev)
         else:
@@ -648,6 +771,11 @@ cdef class Reader:
             return None
         self.ws()
         if self.i != self.n:
+            return None
+        if share_count > 1 and self.elsewhere_of(source, share_count, share_index):
+            self.elsewhere = True
+            return None
+        if not self.make(e):
             return None
         # what as_change and check would refuse, or change, is left to them
         if e.deal_id is _MISSING or e.deal_id is None or e.deal_id == "":
@@ -769,7 +897,7 @@ cdef tuple _fields(Ev e):
 def read_line(line, source="generic"):
     """The fields the engine reads from a line it reads itself, or None for a line left to orjson."""
     cdef Reader reader = Reader.__new__(Reader)
-    ev = reader.read(line, source)
+    ev = reader.read(line, source, 1, 0)
     return None if ev is None else _fields(ev)
 
 

@@ -12,7 +12,7 @@ decision power) call the reference's own functions, so they cannot differ.
 
 cimport cython
 from libc.stdint cimport uint32_t
-from libc.string cimport memmove
+from libc.string cimport memchr, memmove
 from cpython.dict cimport PyDict_GetItem
 from cpython.object cimport PyObject
 
@@ -25,7 +25,7 @@ import gc
 import orjson
 
 from services.detector.domain._calendar cimport Calendar, calendar_of
-from services.detector.domain._lines cimport Ev, Reader, as_change, from_dict, parse_date, parse_time
+from services.detector.domain._lines cimport Ev, Reader, as_change, crc32_more, from_dict, parse_date, parse_time
 from services.detector.domain.causes._verdict cimport Verdicts
 from services.detector.domain.causes import rank_for_keeping, default_rules
 from services.detector.domain.causes.classify import _KEEP_HALF_LIFE, KEEP_PER_CAUSE, _rank as _native_rank
@@ -59,38 +59,13 @@ DEF REOPENED = 8
 cdef tuple KIND_NAMES = ("went_quiet", "reassigned", "contact_left", "stalled", "closed_lost")
 
 
-cdef uint32_t CRC[256]
-
-
-cdef void _crc_table() noexcept:
-    cdef uint32_t c
-    cdef int n, k
-    for n in range(256):
-        c = n
-        for k in range(8):
-            c = (0xEDB88320u ^ (c >> 1)) if c & 1 else c >> 1
-        CRC[n] = c
-
-
-_crc_table()
-
-
-cdef inline uint32_t crc32_of(const unsigned char *data, Py_ssize_t size) noexcept:
-    """``zlib.crc32`` of the bytes."""
-    cdef uint32_t c = 0xFFFFFFFFu
-    cdef Py_ssize_t i
-    for i in range(size):
-        c = CRC[(c ^ data[i]) & 0xFF] ^ (c >> 8)
-    return c ^ 0xFFFFFFFFu
-
-
 cdef inline uint32_t fingerprint(str text) except? 0:
     """``state.short_hash``: the CRC-32 of the text's UTF-8 bytes (lone surrogates passed through)."""
     cdef bytes raw
     if PyUnicode_IS_ASCII(text):
-        return crc32_of(<const unsigned char *>PyUnicode_DATA(text), len(text))
+        return crc32_more(0, <const unsigned char *>PyUnicode_DATA(text), len(text))
     raw = text.encode("utf-8", "surrogatepass")
-    return crc32_of(<const unsigned char *><const char *>raw, len(raw))
+    return crc32_more(0, <const unsigned char *><const char *>raw, len(raw))
 
 
 cdef inline object text_of(object value):
@@ -179,10 +154,10 @@ cdef class Deal:
         self.episodes = []
         self.signals = []
 
-    cdef inline bint has_open(self, int kind):
+    cdef inline bint has_open(self, int kind) noexcept:
         return self.open_kinds[kind] > 0
 
-    cdef void close_pushes(self, long *pushes, long *slip):
+    cdef void close_pushes(self, long *pushes, long *slip) noexcept:
         cdef int i
         pushes[0] = slip[0] = 0
         for i in range(1, self.n_closes):
@@ -190,7 +165,7 @@ cdef class Deal:
                 pushes[0] += 1
                 slip[0] += self.close_d[i] - self.close_d[i - 1]
 
-    cdef void insert_close(self, long long t, long long ordinal):
+    cdef void insert_close(self, long long t, long long ordinal) noexcept:
         cdef int i, at
         for i in range(self.n_closes):
             if self.close_t[i] == t:
@@ -209,7 +184,7 @@ cdef class Deal:
             memmove(&self.close_d[0], &self.close_d[1], (self.n_closes - 1) * sizeof(long long))
             self.n_closes -= 1
 
-    cdef void insert_out(self, long long t):
+    cdef void insert_out(self, long long t) noexcept:
         cdef int at = self.n_outs
         while at > 0 and self.outs[at - 1] > t:
             at -= 1
@@ -230,7 +205,7 @@ cdef class Deal:
         return n
 
 
-cdef bint remember(unsigned int *ring, int *count, int cap, unsigned int value):
+cdef bint remember(unsigned int *ring, int *count, int cap, unsigned int value) noexcept:
     """Add ``value`` to a bounded list of fingerprints (oldest dropped); False when it was there already."""
     cdef int i
     for i in range(count[0]):
@@ -300,6 +275,16 @@ cdef class Engine:
     cdef public long resumed
     cdef dict fired_by_deal
     cdef bint by_deal
+    # one replay's state: the deals, what it counted, how it reads
+    cdef dict states
+    cdef long events
+    cdef long duplicates
+    cdef Reader reader
+    cdef object report
+    cdef object reject
+    cdef str source
+    cdef long share_index
+    cdef long share_count
 
     def __init__(self, detector):
         from services.detector.domain.causes.model import Signal
@@ -738,71 +723,49 @@ cdef class Engine:
                 gc.enable()
 
     cdef object run(self, lines, report, until, str source, progress, long share_index, long share_count, reject):
-        cdef dict states = {}
         cdef long number = 0
-        cdef long events = 0, duplicates = 0
-        cdef Deal state
-        cdef Ev ev
-        cdef Reader reader = Reader.__new__(Reader)
-        cdef bint first = share_index == 0
-        cdef bint whole = share_count == 1
+        cdef bytes block
+        cdef const unsigned char *data
+        cdef const unsigned char *newline
+        cdef Py_ssize_t size, at, end
+        self.states = {}
+        self.events = self.duplicates = 0
+        self.reader = Reader.__new__(Reader)
+        self.report = report
+        self.reject = reject
+        self.source = source
+        self.share_index = share_index
+        self.share_count = share_count
         self.by_deal = report.fired is not None
         self.fired_by_deal = report.fired if self.by_deal else None
-        for line in lines:
-            number += 1
-            if progress is not None and number % 10_000 == 0:
-                progress(number)
-            if not line or (type(line) is not bytes or (<bytes>line)[0] in b" \t\n\r\x0b\x0c") and not line.strip():
-                continue
-            event = None
-            ev = reader.read(line, source)
-            if ev is None:
-                try:
-                    try:
-                        raw = _orjson_loads(line)
-                    except _JSONDecodeError:
-                        raw = _loads(line)
-                    event = as_change(raw, source)
-                except (BadEvent, ValueError, RecursionError) as exc:
-                    if first:
-                        reject(report, number, exc)
-                    continue
-                key = f"{event['source']}:{event['deal_id']}"
-            else:
-                key = f"{ev.source}:{ev.deal_id}"
-            if not whole and fingerprint(key) % share_count != share_index:
-                continue
-            try:
-                when = parse_time(ev.occurred_at if event is None else event.get("occurred_at"))
-                t = float(when)
-            except (BadEvent, ValueError) as exc:
-                reject(report, number, exc)
-                continue
-            known = states.get(key)
-            if known is not None and (<Deal>known).due is not None:
-                self.expire(<Deal>known, key, t)
-            state = Deal.__new__(Deal) if known is None else known
-            try:
-                if event is not None:
-                    _check(event)
-                    ev = from_dict(event)
-                fresh = self.apply(state, ev, key, t)
-            except BadEvent as exc:
-                reject(report, number, exc)
-                continue
-            events += 1
-            if not fresh:
-                duplicates += 1
-                continue
-            if known is None:
-                states[key] = state
-            state.due = self.next_check(state)
+        blocks = getattr(lines, "blocks", None)
+        if blocks is not None:
+            # pieces of the export that end where a line does: each line is read where it lies
+            for block in blocks():
+                data = <const unsigned char *><const char *>block
+                size = len(block)
+                at = 0
+                while at < size:
+                    newline = <const unsigned char *>memchr(data + at, 10, size - at)
+                    end = size if newline == NULL else newline - data + 1
+                    number += 1
+                    if progress is not None and number % 10_000 == 0:
+                        progress(number)
+                    self.line(None, block, at, end, number)
+                    at = end
+        else:
+            for line in lines:
+                number += 1
+                if progress is not None and number % 10_000 == 0:
+                    progress(number)
+                self.line(line, None, 0, 0, number)
+        states = self.states
         if until is not None:
             for key, known in states.items():
                 if (<Deal>known).due is not None:
                     self.expire(<Deal>known, key, until)
-        report.events += events
-        report.duplicates += duplicates
+        report.events += self.events
+        report.duplicates += self.duplicates
         report.deals = len(states)
         report.revised += self.revised
         report.resumed += self.resumed
@@ -814,7 +777,75 @@ cdef class Engine:
             for key, kinds in self.fired_by_deal.items():
                 if type(kinds) is dict:
                     self.fired_by_deal[key] = Counter(kinds)
+        self.states = None
         return report
+
+    cdef int line(self, object line, bytes block, Py_ssize_t at, Py_ssize_t end, long number) except -1:
+        """One line of the export: ``line``, or (None) bytes at..end of ``block``, which hold its newline."""
+        cdef Deal state
+        cdef Ev ev
+        cdef Reader reader = self.reader
+        cdef const unsigned char *data
+        cdef Py_ssize_t k
+        if line is None:
+            data = <const unsigned char *><const char *>block
+            for k in range(at, end):  # a blank line (what bytes.strip() takes away, and nothing else)
+                if data[k] not in b" \t\n\r\x0b\x0c":
+                    break
+            else:
+                return 0
+            ev = reader.read_at(data + at, end - at, self.source, self.share_count, self.share_index)
+            if ev is None and not reader.elsewhere:
+                line = block[at:end]
+        else:
+            if not line or (type(line) is not bytes or (<bytes>line)[0] in b" \t\n\r\x0b\x0c") and not line.strip():
+                return 0
+            ev = reader.read(line, self.source, self.share_count, self.share_index)
+        event = None
+        if ev is None:
+            if reader.elsewhere:
+                return 0
+            try:
+                try:
+                    raw = _orjson_loads(line)
+                except _JSONDecodeError:
+                    raw = _loads(line)
+                event = as_change(raw, self.source)
+            except (BadEvent, ValueError, RecursionError) as exc:
+                if self.share_index == 0:
+                    self.reject(self.report, number, exc)
+                return 0
+            key = f"{event['source']}:{event['deal_id']}"
+        else:
+            key = f"{ev.source}:{ev.deal_id}"
+        if self.share_count != 1 and fingerprint(key) % self.share_count != self.share_index:
+            return 0
+        try:
+            when = parse_time(ev.occurred_at if event is None else event.get("occurred_at"))
+            t = float(when)
+        except (BadEvent, ValueError) as exc:
+            self.reject(self.report, number, exc)
+            return 0
+        known = self.states.get(key)
+        if known is not None and (<Deal>known).due is not None:
+            self.expire(<Deal>known, key, t)
+        state = Deal.__new__(Deal) if known is None else known
+        try:
+            if event is not None:
+                _check(event)
+                ev = from_dict(event)
+            fresh = self.apply(state, ev, key, t)
+        except BadEvent as exc:
+            self.reject(self.report, number, exc)
+            return 0
+        self.events += 1
+        if not fresh:
+            self.duplicates += 1
+            return 0
+        if known is None:
+            self.states[key] = state
+        state.due = self.next_check(state)
+        return 0
 
     cdef void expire(self, Deal state, object key, object upto) except *:
         """Fire the deal's quiet deadlines up to ``upto``; keep when to look next."""

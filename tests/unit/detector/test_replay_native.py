@@ -4,6 +4,7 @@ any order, odd and bad lines, every share of an export, and other configurations
 
 from __future__ import annotations
 
+import io
 import json
 import random
 import sys
@@ -17,11 +18,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.common.settings import Settings
+from services.detector import replay_parallel
 from services.detector.domain import _replay  # the tests require the compiled engine
 from services.detector.domain.calendar import WorkingCalendar
 from services.detector.domain.config import DetectorConfig
 from services.detector.domain.rules import Detector
 from services.detector.replay import NATIVE, ReplayReport, Share, replay, replay_share
+from services.detector.replay_parallel import ExportLines
 from services.detector.wiring import build_detector
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "bench"))
@@ -82,7 +85,9 @@ def histories(draw: st.DrawFn) -> list[str]:
     """Lines of an export: a few deals, every kind of change, redelivered ids, odd values, any order."""
     rng = random.Random(draw(st.integers(0, 2**32)))
     n = draw(st.integers(1, 120))
-    deals = [f"d{i}" for i in range(draw(st.integers(1, 6)))]
+    deals: list[Any] = [f"d{i}" for i in range(draw(st.integers(1, 6)))]
+    if rng.random() < 0.2:
+        deals.append(7)  # a number: the deal "7"
     lines: list[str] = []
     for _k in range(n):
         deal_id = rng.choice(deals)
@@ -94,7 +99,7 @@ def histories(draw: st.DrawFn) -> list[str]:
             "deal": {"id": deal_id},
         }
         if rng.random() < 0.2:
-            ev["source"] = rng.choice(("hubspot", "salesforce", 5, ""))
+            ev["source"] = rng.choice(("hubspot", "salesforce", 5, "", None, False))
         roll = rng.random()
         if roll < 0.15:
             ev["type"] = "deal.created"
@@ -173,14 +178,31 @@ def histories(draw: st.DrawFn) -> list[str]:
             }
         if rng.random() < 0.02:
             ev["activity"] = "not an object"
-        lines.append(json.dumps(ev, ensure_ascii=False))
+        line = json.dumps(ev, ensure_ascii=False)
+        if rng.random() < 0.1:  # the same values written with escapes
+            line = line.replace('"hubspot"', '"hub\\u0073pot"').replace('"id": "d', '"id": "\\u0064')
+        lines.append(line)
         if rng.random() < 0.03:
             lines.append(rng.choice(('{"broken', "[1, 2]", '{"deal": {"id": ""}}', "", "   ")))
     return lines
 
 
 def reports(lines: list[str], detector: Detector, **kw: Any) -> tuple[ReplayReport, ReplayReport]:
+    """The engine's report, after checking that it reads the lines alike as text (which it leaves to orjson),
+    as bytes (which it reads itself) and as an export read in pieces; and the reference's report."""
     native = replay_share(lines, detector, until=UNTIL, native=True, by_deal=True, **kw)
+    raw = [line.encode() for line in lines]
+    assert_same(replay_share(raw, detector, until=UNTIL, native=True, by_deal=True, **kw), native)
+    ended = [line + b"\n" for line in raw]  # as a file's lines are read (orjson's reasons may differ)
+    block, replay_parallel.BLOCK = replay_parallel.BLOCK, 97  # small pieces: lines run on into the next
+    try:
+        export = ExportLines(io.BytesIO(b"".join(ended)))
+        assert_same(
+            replay_share(export, detector, until=UNTIL, native=True, by_deal=True, **kw),
+            replay_share(ended, detector, until=UNTIL, native=True, by_deal=True, **kw),
+        )
+    finally:
+        replay_parallel.BLOCK = block
     reference = replay_share(lines, detector, until=UNTIL, native=False, by_deal=True, **kw)
     return native, reference
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import random
+import re
 import sys
 import time
 from pathlib import Path
@@ -166,3 +167,38 @@ def test_what_opened_for_each_deal_is_the_same_in_shares(export):
     shared = replay_file(export, DETECTOR, jobs=3, until=NOW, by_deal=True)
     assert alone.fired and shared.fired == alone.fired
     assert sum(sum(c.values()) for c in alone.fired.values()) == sum(alone.opened.values())
+
+
+@pytest.mark.parametrize("block", [1, 5, 64, 1 << 20])
+@pytest.mark.parametrize("packed", [False, True])
+def test_an_export_read_in_pieces_gives_its_lines_whole(block, packed, monkeypatch):
+    import gzip
+
+    from services.detector import replay_parallel
+
+    rng = random.Random(block)
+    lines = [
+        rng.choice(
+            (b"", b"\r", b"   ", b'{"a": 1}', "ｘ".encode() * rng.randrange(1, 40), b"z" * rng.randrange(200))
+        )
+        + b"\n"
+        for _ in range(300)
+    ]
+    data = b"".join(lines) + b"no newline at the end"
+    monkeypatch.setattr(replay_parallel, "BLOCK", block)
+    pieces = list(replay_parallel.ExportLines(io.BytesIO(gzip.compress(data) if packed else data)).blocks())
+    assert b"".join(pieces) == data
+    assert all(piece.endswith(b"\n") for piece in pieces[:-1])  # every piece but the last ends a line
+    assert all(piece for piece in pieces)
+    whole = list(replay_parallel.ExportLines(io.BytesIO(data)))
+    assert [line for piece in pieces for line in re.findall(rb"[^\n]*\n|[^\n]+$", piece)] == whole
+
+
+def test_an_export_that_cannot_be_read_in_pieces_fails_with_the_reason():
+    import gzip
+
+    from services.detector.replay_parallel import ExportLines, ExportUnreadable
+
+    cut = gzip.compress(b'{"a": 1}\n' * 50_000)[:-40]
+    with pytest.raises(ExportUnreadable, match="cannot read the export"):
+        list(ExportLines(io.BytesIO(cut)).blocks())
