@@ -1,11 +1,14 @@
 # cython: language_level=3
 """Declarations of ``_calendar.pyx`` for the replay's engine (``_replay.pyx``), which cimports them."""
 
+cimport cython
+
 cdef enum:
     FIRST_DAY = -25567   # 1900-01-01 as a day number (days since 1970-01-01)
     LAST_DAY = 84006     # 2200-01-01
 
 
+@cython.final
 cdef class Calendar:
     cdef object reference
     cdef object holidays

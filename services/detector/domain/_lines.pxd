@@ -1,6 +1,8 @@
 # cython: language_level=3
-from libc.stdint cimport uint32_t, uint64_t
 """Declarations of ``_lines.pyx`` for the replay's engine (``_replay.pyx``), which cimports them."""
+
+cimport cython
+from libc.stdint cimport uint32_t, uint64_t
 
 cdef enum:
     MAX_DEPTH = 32   # nesting a line may have and still be read here
@@ -15,6 +17,7 @@ cdef enum:           # a scalar read: a string without escapes, with them, or a 
     OTHER = 2
 
 
+@cython.final
 cdef class Ev:
     cdef object event_id, source, deal_id, etype, occurred_at
     cdef object tier, status, owner, stage, lost_reason, amount, close_date
@@ -27,6 +30,7 @@ cdef class Ev:
     cdef void clear(self) noexcept
 
 
+@cython.final
 cdef class Reader:
     cdef const unsigned char *p
     cdef Py_ssize_t i, n

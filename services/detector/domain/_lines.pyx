@@ -13,7 +13,59 @@ from libc.stdlib cimport strtod
 from libc.string cimport memchr, memcmp, memcpy
 
 cdef extern from *:
+    """
+    #include <stdint.h>
+    #include <string.h>
+    #if defined(__SSE2__)
+    #include <emmintrin.h>
+    #endif
+    /* The first byte from k on (before n) that is a quote, a backslash or a control character, or n when none is;
+     * *high is set when a byte before it has its top bit set. Sixteen bytes at a time where SSE2 is, then eight
+     * (a flag in a word: the lowest is exact, a false one can only follow a true one), then one by one. */
+    static inline Py_ssize_t dealwatch_string_stop(const unsigned char *p, Py_ssize_t k, Py_ssize_t n, int *high) {
+    #if defined(__SSE2__)
+        const __m128i quote = _mm_set1_epi8(34), backslash = _mm_set1_epi8(92), control = _mm_set1_epi8(0x1F);
+        while (k + 16 <= n) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(p + k));
+            __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
+                                       _mm_cmpeq_epi8(_mm_min_epu8(v, control), v));
+            unsigned m = (unsigned)_mm_movemask_epi8(hit), h = (unsigned)_mm_movemask_epi8(v);
+            if (m) {
+                unsigned j = (unsigned)__builtin_ctz(m);
+                *high |= (h & ((1u << j) - 1)) != 0;
+                return k + j;
+            }
+            *high |= h != 0;
+            k += 16;
+        }
+    #endif
+        while (k + 8 <= n) {
+            uint64_t word, x, found;
+            memcpy(&word, p + k, 8);
+            found = (word - 0x2020202020202020ULL) & ~word;
+            x = word ^ 0x2222222222222222ULL;
+            found |= (x - 0x0101010101010101ULL) & ~x;
+            x = word ^ 0x5C5C5C5C5C5C5C5CULL;
+            found |= (x - 0x0101010101010101ULL) & ~x;
+            found &= 0x8080808080808080ULL;
+            if (found) {
+                unsigned j = (unsigned)__builtin_ctzll(found) >> 3;
+                if (j) *high |= (word & (((uint64_t)1 << (8 * j)) - 1) & 0x8080808080808080ULL) != 0;
+                return k + j;
+            }
+            *high |= (word & 0x8080808080808080ULL) != 0;
+            k += 8;
+        }
+        for (; k < n; k++) {
+            unsigned char c = p[k];
+            if (c == 34 || c == 92 || c < 0x20) return k; /* a quote, a backslash */
+            *high |= c >= 0x80;
+        }
+        return n;
+    }
+    """
     int __builtin_ctzll(unsigned long long) nogil
+    Py_ssize_t dealwatch_string_stop(const unsigned char *p, Py_ssize_t k, Py_ssize_t n, int *high) nogil
 
 from services.detector.domain.event import BadEvent
 from services.detector.domain.event import parse_date as _parse_date
@@ -338,50 +390,20 @@ cdef class Reader:
         cdef int j, h
         cdef Py_ssize_t n = self.n
         cdef unsigned char high = 0
-        cdef uint64_t word, x, found, highs = 0
-        # eight bytes at a time; in a word holding a quote, a backslash or a control character, the first such byte
-        # (the lowest flag is exact: a false flag can only follow a true one) is looked at, and the scan goes on
-        while k + 8 <= n:
-            memcpy(&word, p + k, 8)
-            found = (word - 0x2020202020202020ULL) & ~word
-            x = word ^ 0x2222222222222222ULL
-            found |= (x - 0x0101010101010101ULL) & ~x
-            x = word ^ 0x5C5C5C5C5C5C5C5CULL
-            found |= (x - 0x0101010101010101ULL) & ~x
-            found &= 0x8080808080808080ULL
-            if not found:
-                highs |= word
-                k += 8
-                continue
-            j = __builtin_ctzll(found) >> 3
-            if j:
-                highs |= word & ((<uint64_t>1 << (8 * j)) - 1)
-            k += j
+        cdef int high_seen = 0
+        # to the closing quote, past escapes (checked below when decoded)
+        while True:
+            k = dealwatch_string_stop(p, k, n, &high_seen)
+            if k >= n:
+                return 0
             c = p[k]
             if c == 34:  # "
                 break
             if c < 0x20:
                 return 0
             escaped = True  # a backslash: it and the byte it escapes
-            highs |= <uint64_t>p[k + 1] if k + 1 < n else 0
             k += 2
-        else:
-            # the last bytes, one at a time
-            while k < n:
-                c = p[k]
-                if c == 34:  # "
-                    break
-                if c < 0x20:
-                    return 0
-                high |= c
-                if c == 92:  # backslash
-                    escaped = True
-                    k += 2
-                else:
-                    k += 1
-        if k >= n:
-            return 0
-        if highs & 0x8080808080808080ULL:
+        if high_seen:
             high = 0x80
         if high >= 0x80 and not self.utf8(start, k):
             return 0

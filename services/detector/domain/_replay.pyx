@@ -96,6 +96,7 @@ cdef class Episode:
 
 
 @cython.no_gc
+@cython.final
 cdef class Deal:
     """``DealState``'s fields that decide what opens (what only a message shows is left out)."""
 
@@ -244,6 +245,7 @@ cdef inline Trigger trigger(int kind, str identity, object at):
     return tr
 
 
+@cython.final
 cdef class Engine:
     """One ``Detector``'s rules, compiled; ``replay`` runs them over an export's lines."""
 

@@ -48,7 +48,11 @@ def scalar(rng: random.Random) -> Any:
     if roll < 0.6:
         return rng.choice((1_000_000, 250_000.5, 0, 12.0, 5e-324, 123456789.125, 1e22))
     if roll < 0.7:
-        return "".join(rng.choice('ab"\\/\n\t\x01é営😀 ') for _ in range(rng.randrange(0, 8)))
+        # short, or long enough to be read sixteen and eight bytes at a time, with anything at any place
+        size = rng.randrange(0, 8) if rng.random() < 0.5 else rng.randrange(8, 70)
+        return "".join(
+            rng.choice('ab"\\/\n\t\x01é営😀 ' if rng.random() < 0.3 else "abcxyz") for _ in range(size)
+        )
     return rng.choice(ODD)
 
 

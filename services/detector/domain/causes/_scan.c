@@ -41,6 +41,11 @@ typedef struct {
     Py_ssize_t depth;
     int plain;
     uint8_t firsts[8192]; /* bit per BMP character: it starts a phrase */
+    /* the root's children by character, hashed (open addressing): character + 1 (0: empty), child */
+    uint32_t *root_keys;
+    int32_t *root_kids;
+    uint32_t root_mask;
+    int root_shift;
     PyObject *values;     /* list: value id -> tuple of values */
 } Trie;
 
@@ -62,6 +67,16 @@ static inline int32_t child_of(const Trie *t, int32_t node, Py_UCS4 c) {
     return -1;
 }
 
+static inline int32_t root_child(const Trie *t, Py_UCS4 c) {
+    uint32_t i = ((uint32_t)c * 2654435761u) >> t->root_shift;
+    for (;;) {
+        uint32_t k = t->root_keys[i];
+        if (k == (uint32_t)c + 1) return t->root_kids[i];
+        if (k == 0) return -1;
+        i = (i + 1) & t->root_mask;
+    }
+}
+
 /* The end of the match starting at ``p`` (and its value id in ``*id``), or -1. Characters before ``behind`` and
  * from ``hi`` on are outside the text, as they are for a regex given a slice (``behind`` = start of the search)
  * or given pos and endpos (``behind`` = 0). */
@@ -69,7 +84,7 @@ static Py_ssize_t match_at(const Trie *t, int kind, const void *data, Py_ssize_t
                            Py_ssize_t behind, int32_t *id) {
     Py_UCS4 c = PyUnicode_READ(kind, data, p);
     if (c < 65536 && !(t->firsts[c >> 3] & (1u << (c & 7)))) return -1;
-    int32_t node = child_of(t, 0, c);
+    int32_t node = root_child(t, c);
     if (node < 0) return -1;
     if (!t->plain && phrase_alnum(c) && p > behind && text_alnum(PyUnicode_READ(kind, data, p - 1))) return -1;
     int32_t *path = t->path;
@@ -324,9 +339,23 @@ static int Trie_init(Trie *self, PyObject *args, PyObject *kwds) {
     self->plain = plain;
     memset(self->firsts, 0, sizeof(self->firsts));
     const Node *root = &self->nodes[0];
+    int bits = 3;
+    while (((Py_ssize_t)1 << bits) < 2 * (Py_ssize_t)root->edges) bits++;
+    self->root_shift = 32 - bits;
+    self->root_mask = ((uint32_t)1 << bits) - 1;
+    self->root_keys = PyMem_Calloc((size_t)1 << bits, sizeof(uint32_t));
+    self->root_kids = PyMem_Calloc((size_t)1 << bits, sizeof(int32_t));
+    if (!self->root_keys || !self->root_kids) {
+        PyErr_NoMemory();
+        return -1;
+    }
     for (int32_t i = root->first_edge; i < root->first_edge + root->edges; i++) {
         Py_UCS4 c = self->edge_chars[i];
         if (c < 65536) self->firsts[c >> 3] |= (uint8_t)(1u << (c & 7));
+        uint32_t h = ((uint32_t)c * 2654435761u) >> self->root_shift;
+        while (self->root_keys[h]) h = (h + 1) & self->root_mask;
+        self->root_keys[h] = (uint32_t)c + 1;
+        self->root_kids[h] = self->edge_children[i];
     }
     Py_INCREF(values);
     Py_XSETREF(self->values, values);
@@ -334,6 +363,8 @@ static int Trie_init(Trie *self, PyObject *args, PyObject *kwds) {
 }
 
 static void Trie_dealloc(Trie *self) {
+    PyMem_Free(self->root_keys);
+    PyMem_Free(self->root_kids);
     PyMem_Free(self->nodes);
     PyMem_Free(self->edge_chars);
     PyMem_Free(self->edge_children);
@@ -1150,10 +1181,13 @@ static PyObject *prepare_stable(PyObject *module, PyObject *text) {
     Py_ssize_t n = PyUnicode_GET_LENGTH(text);
     int kind = PyUnicode_KIND(text);
     const void *data = PyUnicode_DATA(text);
+    int same = 1; /* no character the steps below change: the text is its own shown and folded form */
     for (Py_ssize_t i = 0; i < n; i++) {
         Py_UCS4 c = PyUnicode_READ(kind, data, i);
         if (c == '<' || c == '&' || !stable_char(c)) Py_RETURN_NONE;
+        if (c <= ' ' || c == '_' || c == '/' || c == '-' || (c >= 'A' && c <= 'Z')) same = 0;
     }
+    if (same) return Py_BuildValue("(OO)", text, text);
     Py_UCS4 *mapped = PyMem_Malloc(sizeof(Py_UCS4) * (size_t)(2 * n + 1));
     if (!mapped) return PyErr_NoMemory();
     Py_UCS4 *buf = mapped + n;

@@ -2,6 +2,8 @@
 """The cause classifier's ``verdict`` compiled (``_verdict.pyx``): declared here so a compiled caller (the replay's
 engine) can ``cimport`` ``Verdicts`` and call ``verdict`` through its C vtable."""
 
+cimport cython
+
 from cpython.object cimport PyObject
 
 
@@ -31,6 +33,7 @@ cdef struct CKind:
     PyObject* default_side  # borrowed (Verdicts._keep); NULL: looked up per call (a kind no table names)
 
 
+@cython.final
 cdef class Verdicts:
     cdef readonly object rules
     cdef list _keep             # the objects the C arrays point at
