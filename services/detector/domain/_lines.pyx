@@ -718,10 +718,11 @@ cdef class Reader:
             flat = __builtin_ctzll(left)
             left &= left - 1
             which, slot = flat // 9, flat % 9
-            # a value of few kinds is remembered; an event's id, time or text, different on each line, is not
+            # a value of few kinds is remembered; an event's id, time or text, different on each line, is not, nor
+            # are the ids of deals and contacts (too many to remember)
             self.repeats = not (
-                (which == 0 and (slot == 0 or slot == 3)) or (which == 1 and slot == 5) or (which == 3 and slot >= 2)
-                or (which == 4 and slot == 3)
+                (which == 0 and (slot == 0 or slot == 3)) or (which == 1 and (slot == 0 or slot == 5))
+                or (which == 3 and slot >= 2) or (which == 4 and (slot == 0 or slot == 3))
             )
             at = self.span_start[flat]
             if self.span_kind[flat] == PLAIN:

@@ -12,13 +12,15 @@ decision power) call the reference's own functions, so they cannot differ.
 
 cimport cython
 from libc.stdint cimport uint32_t
-from libc.string cimport memchr, memmove
+from libc.string cimport memchr, memcmp, memcpy, memmove
 from cpython.dict cimport PyDict_GetItem
+from cpython.mem cimport PyMem_Calloc, PyMem_Free
 from cpython.object cimport PyObject
 
 cdef extern from "Python.h":
     bint PyUnicode_IS_ASCII(object)
     const char *PyUnicode_DATA(object)
+    str PyUnicode_DecodeASCII(const char *s, Py_ssize_t size, const char *errors)
 
 import gc
 
@@ -36,6 +38,7 @@ from services.detector.domain.rules import EXCERPT_KEPT, _round2
 from services.detector.domain.state import MAX_CLOSES, MAX_CONTACTS, MAX_FIRED, MAX_OUTBOUND, MAX_SEEN
 
 DEF SEEN_CAP = 17
+DEF KEY_INLINE = 48  # bytes of a deal's key kept in its state (a longer one is compared as text)
 DEF CLOSES_CAP = 9
 DEF OUTS_CAP = 9
 
@@ -100,6 +103,10 @@ cdef class Episode:
 cdef class Deal:
     """``DealState``'s fields that decide what opens (what only a message shows is left out)."""
 
+    # the deal's key (``f"{source}:{deal_id}"``), its UTF-8 length, and those bytes when they are few
+    cdef str key
+    cdef Py_ssize_t key_size
+    cdef char key_bytes[KEY_INLINE]
     cdef object owner
     cdef double owner_at
     cdef object owner_changed_at
@@ -245,6 +252,11 @@ cdef inline Trigger trigger(int kind, str identity, object at):
     return tr
 
 
+cdef struct Slot:
+    uint32_t hash  # the CRC-32 of the deal's key
+    PyObject *deal  # NULL: empty; else a Deal that ``Engine.deals`` holds
+
+
 @cython.final
 cdef class Engine:
     """One ``Detector``'s rules, compiled; ``replay`` runs them over an export's lines."""
@@ -277,8 +289,12 @@ cdef class Engine:
     cdef public long resumed
     cdef dict fired_by_deal
     cdef bint by_deal
-    # one replay's state: the deals, what it counted, how it reads
-    cdef dict states
+    # one replay's state: the deals (in the order first seen, and by key in an open-addressed table), what it
+    # counted, how it reads
+    cdef list deals
+    cdef Slot *table
+    cdef Py_ssize_t table_mask
+    cdef char key_buffer[KEY_INLINE]
     cdef long events
     cdef long duplicates
     cdef Reader reader
@@ -730,7 +746,8 @@ cdef class Engine:
         cdef const unsigned char *data
         cdef const unsigned char *newline
         cdef Py_ssize_t size, at, end
-        self.states = {}
+        self.deals = []
+        self.table_init(1024)
         self.events = self.duplicates = 0
         self.reader = Reader.__new__(Reader)
         self.report = report
@@ -761,14 +778,14 @@ cdef class Engine:
                 if progress is not None and number % 10_000 == 0:
                     progress(number)
                 self.line(line, None, 0, 0, number)
-        states = self.states
+        cdef Deal known
         if until is not None:
-            for key, known in states.items():
-                if (<Deal>known).due is not None:
-                    self.expire(<Deal>known, key, until)
+            for known in self.deals:
+                if known.due is not None:
+                    self.expire(known, known.key, until)
         report.events += self.events
         report.duplicates += self.duplicates
-        report.deals = len(states)
+        report.deals = len(self.deals)
         report.revised += self.revised
         report.resumed += self.resumed
         for counted, n in self.opened.items():
@@ -779,8 +796,60 @@ cdef class Engine:
             for key, kinds in self.fired_by_deal.items():
                 if type(kinds) is dict:
                     self.fired_by_deal[key] = Counter(kinds)
-        self.states = None
+        self.deals = None
+        PyMem_Free(self.table)
+        self.table = NULL
         return report
+
+    def __dealloc__(self):
+        PyMem_Free(self.table)
+
+    # ------------------------------------------------------------------ the deals, by key
+
+    cdef int table_init(self, Py_ssize_t capacity) except -1:
+        PyMem_Free(self.table)
+        self.table = <Slot *>PyMem_Calloc(capacity, sizeof(Slot))
+        if self.table == NULL:
+            raise MemoryError()
+        self.table_mask = capacity - 1
+        return 0
+
+    cdef Deal find(self, const char *key, Py_ssize_t size, uint32_t hash, str text):
+        """The deal of the key (its UTF-8 bytes; ``text``: the key itself when they are more than ``KEY_INLINE``),
+        or None."""
+        cdef Py_ssize_t i = hash & self.table_mask
+        cdef Deal deal
+        while self.table[i].deal != NULL:
+            if self.table[i].hash == hash:
+                deal = <Deal>self.table[i].deal
+                if deal.key_size == size and (
+                    memcmp(deal.key_bytes, key, size) == 0 if size <= KEY_INLINE else deal.key == text
+                ):
+                    return deal
+            i = (i + 1) & self.table_mask
+        return None
+
+    cdef int keep(self, Deal deal, uint32_t hash) except -1:
+        """A new deal, from now on found by its key."""
+        cdef Slot *old = self.table
+        cdef Py_ssize_t capacity = self.table_mask + 1, i, j
+        self.deals.append(deal)
+        if 2 * len(self.deals) > capacity:
+            self.table = NULL
+            self.table_init(2 * capacity)
+            for j in range(capacity):
+                if old[j].deal != NULL:
+                    i = old[j].hash & self.table_mask
+                    while self.table[i].deal != NULL:
+                        i = (i + 1) & self.table_mask
+                    self.table[i] = old[j]
+            PyMem_Free(old)
+        i = hash & self.table_mask
+        while self.table[i].deal != NULL:
+            i = (i + 1) & self.table_mask
+        self.table[i].hash = hash
+        self.table[i].deal = <PyObject *>deal
+        return 0
 
     cdef int line(self, object line, bytes block, Py_ssize_t at, Py_ssize_t end, long number) except -1:
         """One line of the export: ``line``, or (None) bytes at..end of ``block``, which hold its newline."""
@@ -789,6 +858,11 @@ cdef class Engine:
         cdef Reader reader = self.reader
         cdef const unsigned char *data
         cdef Py_ssize_t k
+        cdef const char *key
+        cdef Py_ssize_t size, source_size
+        cdef str text = None
+        cdef bytes utf8
+        cdef uint32_t hash
         if line is None:
             data = <const unsigned char *><const char *>block
             for k in range(at, end):  # a blank line (what bytes.strip() takes away, and nothing else)
@@ -817,10 +891,27 @@ cdef class Engine:
                 if self.share_index == 0:
                     self.reject(self.report, number, exc)
                 return 0
-            key = f"{event['source']}:{event['deal_id']}"
+            source, deal_id = event["source"], event["deal_id"]
         else:
-            key = f"{ev.source}:{ev.deal_id}"
-        if self.share_count != 1 and fingerprint(key) % self.share_count != self.share_index:
+            source, deal_id = ev.source, ev.deal_id
+        # the key's UTF-8 bytes: put together here when both are short ASCII text, else from the key made
+        if (
+            type(source) is str and type(deal_id) is str and PyUnicode_IS_ASCII(source) and PyUnicode_IS_ASCII(deal_id)
+            and len(<str>source) + 1 + len(<str>deal_id) <= KEY_INLINE
+        ):
+            source_size = len(<str>source)
+            size = source_size + 1 + len(<str>deal_id)
+            memcpy(self.key_buffer, PyUnicode_DATA(source), source_size)
+            self.key_buffer[source_size] = 58  # :
+            memcpy(self.key_buffer + source_size + 1, PyUnicode_DATA(deal_id), size - source_size - 1)
+            key = self.key_buffer
+        else:
+            text = f"{source}:{deal_id}"
+            utf8 = text.encode("utf-8", "surrogatepass")
+            key = <const char *>utf8
+            size = len(utf8)
+        hash = crc32_more(0, <const unsigned char *>key, size)  # fingerprint(key)
+        if self.share_count != 1 and hash % self.share_count != self.share_index:
             return 0
         try:
             when = parse_time(ev.occurred_at if event is None else event.get("occurred_at"))
@@ -828,15 +919,22 @@ cdef class Engine:
         except (BadEvent, ValueError) as exc:
             self.reject(self.report, number, exc)
             return 0
-        known = self.states.get(key)
+        known = self.find(key, size, hash, text)
         if known is not None and (<Deal>known).due is not None:
-            self.expire(<Deal>known, key, t)
-        state = Deal.__new__(Deal) if known is None else known
+            self.expire(<Deal>known, (<Deal>known).key, t)
+        if known is None:
+            state = Deal.__new__(Deal)
+            state.key = text if text is not None else PyUnicode_DecodeASCII(key, size, NULL)
+            state.key_size = size
+            if size <= KEY_INLINE:
+                memcpy(state.key_bytes, key, size)
+        else:
+            state = known
         try:
             if event is not None:
                 _check(event)
                 ev = from_dict(event)
-            fresh = self.apply(state, ev, key, t)
+            fresh = self.apply(state, ev, state.key, t)
         except BadEvent as exc:
             self.reject(self.report, number, exc)
             return 0
@@ -845,7 +943,7 @@ cdef class Engine:
             self.duplicates += 1
             return 0
         if known is None:
-            self.states[key] = state
+            self.keep(state, hash)
         state.due = self.next_check(state)
         return 0
 

@@ -88,6 +88,8 @@ def histories(draw: st.DrawFn) -> list[str]:
     deals: list[Any] = [f"d{i}" for i in range(draw(st.integers(1, 6)))]
     if rng.random() < 0.2:
         deals.append(7)  # a number: the deal "7"
+    if rng.random() < 0.2:  # ids the engine keys as text: not ASCII, or long
+        deals += ["営業1", "x" * 60, "x" * 59 + "y"]
     lines: list[str] = []
     for _k in range(n):
         deal_id = rng.choice(deals)
@@ -299,3 +301,32 @@ def test_replay_with_messages_runs_the_reference_and_agrees():
     assert with_messages.summary() == assert_same_summary.summary()
     opened = [m for m in messages if m.get("revision") == 0]
     assert len(opened) == sum(with_messages.opened.values())
+
+
+# deal ids whose keys (generic:<id>) share a CRC-32, the hash the engine finds a deal by: short ones, compared as
+# bytes, and long ones, compared as text (found by a birthday search)
+SAME_HASH = (
+    ("dff81d0f447", "d69d19deb1c"),
+    ("long-deal-id-" + "x" * 40 + "29685295", "long-deal-id-" + "x" * 40 + "32060020"),
+)
+
+
+def test_deals_whose_keys_share_a_hash_are_told_apart():
+    import zlib
+
+    lines = []
+    for pair in SAME_HASH:
+        assert len({zlib.crc32(f"generic:{deal}".encode()) for deal in pair}) == 1
+        for n, deal in enumerate(pair):
+            for day in range(3):
+                event = {
+                    "event_id": f"{deal}-{day}",
+                    "type": "deal.updated",
+                    "occurred_at": (START + timedelta(days=day)).isoformat(),
+                    "deal": {"id": deal, "stage": "demo", "status": "open", "owner_id": f"u{n}-{day}"},
+                }
+                lines.append(json.dumps(event).encode())
+    native, reference = reports([line.decode() for line in lines], DETECTOR)
+    assert native.deals == 4
+    assert sum(n for (kind, _), n in native.opened.items() if kind == "reassigned") == 8  # two on each deal
+    assert_same(native, reference)
