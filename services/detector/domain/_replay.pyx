@@ -103,49 +103,25 @@ cdef class Episode:
 cdef class Deal:
     """``DealState``'s fields that decide what opens (what only a message shows is left out)."""
 
-    # the deal's key (``f"{source}:{deal_id}"``), its UTF-8 length, and those bytes when they are few
-    cdef str key
+    # what most events read first (the key's bytes, when to look next, the events seen), then the rest; the
+    # arrays of past close dates, outbound times and fired episodes last
     cdef Py_ssize_t key_size
+    """The UTF-8 length of the deal's key, ``f"{source}:{deal_id}"``; its bytes, when they are few."""
     cdef char key_bytes[KEY_INLINE]
-    cdef object owner
-    cdef double owner_at
-    cdef object owner_changed_at
-    cdef object stage
-    cdef double stage_at
-    cdef bint stage_back
-    cdef object status
-    cdef double status_at
-    cdef long reopens
-    cdef object amount
-    cdef double amount_at
-    cdef object amount_cut
-    cdef long long close_t[CLOSES_CAP]
-    cdef long long close_d[CLOSES_CAP]
-    cdef int n_closes
-    cdef object tier
-    cdef double info_at
-    cdef object lost_reason
-    cdef object created
-    cdef object last_act
-    cdef object last_in
-    cdef long long outs[OUTS_CAP]
-    cdef int n_outs
-    cdef long acts
-    cdef object sched
-    cdef list contacts
-    cdef object left_id
-    cdef object left_change
-    cdef object left_at
-    cdef list episodes
-    cdef unsigned int fired[SEEN_CAP]
-    cdef int n_fired
+    cdef object due
+    """When the replay looks at the deal's quiet deadline next (None: not before its next event)."""
     cdef unsigned int seen[SEEN_CAP]
     cdef int n_seen
     cdef double recv
-    cdef list signals
-    cdef long stalls
-    cdef object due
-    """When the replay looks at the deal's quiet deadline next (None: not before its next event)."""
+    cdef object created
+    cdef double info_at
+    cdef object status
+    cdef double status_at
+    cdef object stage
+    cdef double stage_at
+    cdef object tier
+    cdef object last_act
+    cdef object sched
     cdef unsigned char open_kinds[5]
     """How many episodes of each interruption kind are open."""
     # the threshold of the last (stage, tier), and the last deadline asked of the calendar: (anchor, days) -> deadline
@@ -155,6 +131,32 @@ cdef class Deal:
     cdef object memo_anchor
     cdef double memo_days
     cdef double memo_deadline
+    cdef list episodes
+    cdef list signals
+    cdef long acts
+    cdef object owner
+    cdef double owner_at
+    cdef object owner_changed_at
+    cdef bint stage_back
+    cdef long reopens
+    cdef object amount
+    cdef double amount_at
+    cdef object amount_cut
+    cdef object lost_reason
+    cdef object last_in
+    cdef list contacts
+    cdef object left_id
+    cdef object left_change
+    cdef object left_at
+    cdef long stalls
+    cdef str key
+    cdef int n_closes
+    cdef int n_outs
+    cdef int n_fired
+    cdef long long close_t[CLOSES_CAP]
+    cdef long long close_d[CLOSES_CAP]
+    cdef long long outs[OUTS_CAP]
+    cdef unsigned int fired[SEEN_CAP]
 
     def __cinit__(self):
         self.th_days = -1.0
@@ -527,11 +529,14 @@ cdef class Engine:
         triggers.append(trigger(CONTACT_LEFT, f"contact_left|{cid}", t))
 
     cdef bint keep_signals(self, Deal state, Ev ev, double t, str eid) except -1:
-        cdef list found = []
+        cdef list found
         note = text_of(ev.text) if ev.has_activity else None
+        reason = text_of(ev.lost_reason)
+        if not note and not reason:
+            return False
+        found = []
         if note:
             found += self.extract_one(note, eid, t, str(ev.direction or "internal"), str(ev.kind or "note"))
-        reason = text_of(ev.lost_reason)
         if reason:
             found += self.extract_one(reason, eid, t, "internal", "lost_reason")
         if not found:
