@@ -46,6 +46,7 @@ cdef object _orjson_loads = orjson.loads
 cdef object _JSONDecodeError = orjson.JSONDecodeError
 cdef dict _TEXT_NAMES = {cause: f"text:{cause}" for cause in CAUSES}
 cdef frozenset _LEFT = frozenset(LEFT_CHANGES)
+cdef object _NOTHING = object()
 cdef double NEG_INF = float("-inf")
 cdef double POS_INF = float("inf")
 
@@ -273,6 +274,9 @@ cdef class Engine:
     cdef Verdicts verdicts
     cdef Calendar calendar
     cdef dict thresholds
+    cdef list th_stages  # the last (stage, tier) of each of 64 places (by identity), and its threshold
+    cdef list th_tiers
+    cdef double th_days[64]
     cdef dict ranks
     cdef dict deciders
     cdef object qualifying_kinds
@@ -321,6 +325,8 @@ cdef class Engine:
         self.verdicts = Verdicts(default_rules())
         self.calendar = calendar_of(cfg.calendar)
         self.thresholds = {}
+        self.th_stages = [_NOTHING] * 64
+        self.th_tiers = [_NOTHING] * 64
         self.ranks = {}
         self.deciders = {}
         self.qualifying_kinds = cfg.qualifying_kinds
@@ -360,11 +366,20 @@ cdef class Engine:
         return answer
 
     cdef double threshold(self, object stage, object tier) except? -1:
+        # the same objects come back (the reader gives a stage or a tier it has seen as the same str): looked up
+        # by identity first, then by value
+        cdef Py_ssize_t slot = ((<Py_ssize_t><PyObject *>stage >> 4) ^ (<Py_ssize_t><PyObject *>tier >> 3)) & 63
+        if self.th_stages[slot] is stage and self.th_tiers[slot] is tier:
+            return self.th_days[slot]
         cdef tuple key = (stage, tier)
         cdef PyObject *found = PyDict_GetItem(self.thresholds, key)
         if found is not NULL:
-            return <double><object>found
-        days = self.thresholds[key] = float(self.cfg.quiet_threshold_days(stage, tier))
+            days = <double><object>found
+        else:
+            days = self.thresholds[key] = float(self.cfg.quiet_threshold_days(stage, tier))
+        self.th_stages[slot] = stage
+        self.th_tiers[slot] = tier
+        self.th_days[slot] = days
         return days
 
     # ------------------------------------------------------------------ one event
