@@ -596,7 +596,8 @@ cdef class Reader:
             if self.depth > MAX_DEPTH:
                 return 0
             self.i += 1
-            self.ws()
+            if self.i < self.n and self.p[self.i] <= 32:  # whitespace (a line is mostly without)
+                self.ws()
             first = True
             while True:
                 if self.i >= self.n:
@@ -609,19 +610,23 @@ cdef class Reader:
                     if self.p[self.i] != 44:
                         return 0
                     self.i += 1
-                    self.ws()
+                    if self.i < self.n and self.p[self.i] <= 32:  # whitespace (a line is mostly without)
+                        self.ws()
                 first = False
                 if c == 123:
                     if self.i >= self.n or self.p[self.i] != 34 or not self.string(False):
                         return 0
-                    self.ws()
+                    if self.i < self.n and self.p[self.i] <= 32:  # whitespace (a line is mostly without)
+                        self.ws()
                     if self.i >= self.n or self.p[self.i] != 58:
                         return 0
                     self.i += 1
-                    self.ws()
+                    if self.i < self.n and self.p[self.i] <= 32:  # whitespace (a line is mostly without)
+                        self.ws()
                 if not self.skip():
                     return 0
-                self.ws()
+                if self.i < self.n and self.p[self.i] <= 32:  # whitespace (a line is mostly without)
+                    self.ws()
         return self.literal(False)
 
     cdef int obj(self, int which, Ev e) except -1:
@@ -635,7 +640,8 @@ cdef class Reader:
         if self.i >= self.n or self.p[self.i] != 123:
             return 0
         self.i += 1
-        self.ws()
+        if self.i < self.n and self.p[self.i] <= 32:  # whitespace (a line is mostly without)
+            self.ws()
         while True:
             if self.i >= self.n:
                 return 0
@@ -646,7 +652,8 @@ cdef class Reader:
                 if self.p[self.i] != 44:
                     return 0
                 self.i += 1
-                self.ws()
+                if self.i < self.n and self.p[self.i] <= 32:  # whitespace (a line is mostly without)
+                    self.ws()
             first = False
             if self.i >= self.n or self.p[self.i] != 34:
                 return 0
@@ -655,13 +662,15 @@ cdef class Reader:
                 return 0
             size = self.i - 1 - key
             name = <const char *>self.p + key
-            if memchr(name, 92, size) != NULL:
+            if self.escaped:
                 return 0  # an escaped key: orjson reads what it names
-            self.ws()
+            if self.i < self.n and self.p[self.i] <= 32:  # whitespace (a line is mostly without)
+                self.ws()
             if self.i >= self.n or self.p[self.i] != 58:
                 return 0
             self.i += 1
-            self.ws()
+            if self.i < self.n and self.p[self.i] <= 32:  # whitespace (a line is mostly without)
+                self.ws()
             slot = slot_of(which, name, size)
             if slot < 0:
                 if not self.skip():
@@ -672,7 +681,8 @@ cdef class Reader:
                 seen |= 1u << slot
                 if not self.field(which, slot, e):
                     return 0
-            self.ws()
+            if self.i < self.n and self.p[self.i] <= 32:  # whitespace (a line is mostly without)
+                self.ws()
 
     cdef int field(self, int which, int slot, Ev e) except -1:
         cdef object v = None
@@ -789,10 +799,12 @@ cdef class Reader:
         else:
             e.clear()
         e.deal_id = _MISSING
-        self.ws()
+        if self.i < self.n and self.p[self.i] <= 32:  # whitespace (a line is mostly without)
+            self.ws()
         if not self.obj(0, e):
             return None
-        self.ws()
+        if self.i < self.n and self.p[self.i] <= 32:  # whitespace (a line is mostly without)
+            self.ws()
         if self.i != self.n:
             return None
         if share_count > 1 and self.elsewhere_of(source, share_count, share_index):
@@ -822,7 +834,7 @@ cdef inline bint _plain_text(object value):
     return type(value) is str and len(<str>value) > 0
 
 
-cdef int slot_of(int which, const char *name, Py_ssize_t size):
+cdef int slot_of(int which, const char *name, Py_ssize_t size) noexcept:
     """The place of a key the rules read in its object, or -1."""
     if which == 0:
         if size == 8 and memcmp(name, b"event_id", 8) == 0:
