@@ -52,7 +52,7 @@ cdef class Reader:
     cdef object source_name  # the default source, and its UTF-8
     cdef bytes source_utf8
 
-    cdef void ws(self) noexcept
+    cdef inline void ws(self) noexcept
     cdef bint utf8(self, Py_ssize_t at, Py_ssize_t end) noexcept
     cdef int string(self, bint keep) except -1
     cdef object text(self, const char *data, Py_ssize_t size)

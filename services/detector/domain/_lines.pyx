@@ -10,7 +10,7 @@ reference's own functions, so nothing can be read differently. The tests hold th
 cimport cython
 from libc.stdint cimport uint32_t, uint64_t
 from libc.stdlib cimport strtod
-from libc.string cimport memchr, memcmp, memcpy
+from libc.string cimport memcmp, memcpy
 
 cdef extern from *:
     """
@@ -340,8 +340,11 @@ cdef class Reader:
         for j in range(SLOTS):
             self.short_size[j] = -1
 
-    cdef void ws(self) noexcept:
+    cdef inline void ws(self) noexcept:
+        """Past whitespace (most lines have none: inlined, so that a call costs no more than the test)."""
         cdef unsigned char c
+        if self.i >= self.n or self.p[self.i] > 32:
+            return
         while self.i < self.n:
             c = self.p[self.i]
             if c == 32 or c == 10 or c == 13 or c == 9:
@@ -389,7 +392,6 @@ cdef class Reader:
         cdef unsigned int u
         cdef int j, h
         cdef Py_ssize_t n = self.n
-        cdef unsigned char high = 0
         cdef int high_seen = 0
         # to the closing quote, past escapes (checked below when decoded)
         while True:
@@ -403,9 +405,7 @@ cdef class Reader:
                 return 0
             escaped = True  # a backslash: it and the byte it escapes
             k += 2
-        if high_seen:
-            high = 0x80
-        if high >= 0x80 and not self.utf8(start, k):
+        if high_seen and not self.utf8(start, k):
             return 0
         self.escaped = escaped
         if not escaped:
@@ -596,8 +596,7 @@ cdef class Reader:
             if self.depth > MAX_DEPTH:
                 return 0
             self.i += 1
-            if self.i < self.n and self.p[self.i] <= 32:  # whitespace (a line is mostly without)
-                self.ws()
+            self.ws()
             first = True
             while True:
                 if self.i >= self.n:
@@ -610,23 +609,19 @@ cdef class Reader:
                     if self.p[self.i] != 44:
                         return 0
                     self.i += 1
-                    if self.i < self.n and self.p[self.i] <= 32:  # whitespace (a line is mostly without)
-                        self.ws()
+                    self.ws()
                 first = False
                 if c == 123:
                     if self.i >= self.n or self.p[self.i] != 34 or not self.string(False):
                         return 0
-                    if self.i < self.n and self.p[self.i] <= 32:  # whitespace (a line is mostly without)
-                        self.ws()
+                    self.ws()
                     if self.i >= self.n or self.p[self.i] != 58:
                         return 0
                     self.i += 1
-                    if self.i < self.n and self.p[self.i] <= 32:  # whitespace (a line is mostly without)
-                        self.ws()
+                    self.ws()
                 if not self.skip():
                     return 0
-                if self.i < self.n and self.p[self.i] <= 32:  # whitespace (a line is mostly without)
-                    self.ws()
+                self.ws()
         return self.literal(False)
 
     cdef int obj(self, int which, Ev e) except -1:
@@ -640,8 +635,7 @@ cdef class Reader:
         if self.i >= self.n or self.p[self.i] != 123:
             return 0
         self.i += 1
-        if self.i < self.n and self.p[self.i] <= 32:  # whitespace (a line is mostly without)
-            self.ws()
+        self.ws()
         while True:
             if self.i >= self.n:
                 return 0
@@ -652,8 +646,7 @@ cdef class Reader:
                 if self.p[self.i] != 44:
                     return 0
                 self.i += 1
-                if self.i < self.n and self.p[self.i] <= 32:  # whitespace (a line is mostly without)
-                    self.ws()
+                self.ws()
             first = False
             if self.i >= self.n or self.p[self.i] != 34:
                 return 0
@@ -664,13 +657,11 @@ cdef class Reader:
             name = <const char *>self.p + key
             if self.escaped:
                 return 0  # an escaped key: orjson reads what it names
-            if self.i < self.n and self.p[self.i] <= 32:  # whitespace (a line is mostly without)
-                self.ws()
+            self.ws()
             if self.i >= self.n or self.p[self.i] != 58:
                 return 0
             self.i += 1
-            if self.i < self.n and self.p[self.i] <= 32:  # whitespace (a line is mostly without)
-                self.ws()
+            self.ws()
             slot = slot_of(which, name, size)
             if slot < 0:
                 if not self.skip():
@@ -681,8 +672,7 @@ cdef class Reader:
                 seen |= 1u << slot
                 if not self.field(which, slot, e):
                     return 0
-            if self.i < self.n and self.p[self.i] <= 32:  # whitespace (a line is mostly without)
-                self.ws()
+            self.ws()
 
     cdef int field(self, int which, int slot, Ev e) except -1:
         cdef object v = None
@@ -778,8 +768,8 @@ cdef class Reader:
     cdef Ev read(self, object line, str source, long share_count, long share_index):
         """The event on ``line`` when it is read here (see above), else None: ``elsewhere`` tells a line of a deal
         of another share (of ``share_count``), whose values are not made."""
-        self.elsewhere = False
         if type(line) is not bytes:
+            self.elsewhere = False
             return None
         return self.read_at(<const unsigned char *><const char *>(<bytes>line), len(<bytes>line), source,
                             share_count, share_index)
@@ -799,12 +789,10 @@ cdef class Reader:
         else:
             e.clear()
         e.deal_id = _MISSING
-        if self.i < self.n and self.p[self.i] <= 32:  # whitespace (a line is mostly without)
-            self.ws()
+        self.ws()
         if not self.obj(0, e):
             return None
-        if self.i < self.n and self.p[self.i] <= 32:  # whitespace (a line is mostly without)
-            self.ws()
+        self.ws()
         if self.i != self.n:
             return None
         if share_count > 1 and self.elsewhere_of(source, share_count, share_index):

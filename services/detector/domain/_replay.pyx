@@ -850,26 +850,28 @@ cdef class Engine:
         return None
 
     cdef int keep(self, Deal deal, uint32_t hash) except -1:
-        """A new deal, from now on found by its key."""
+        """A new deal, from now on found by its key (the table doubled when half full)."""
         cdef Slot *old = self.table
-        cdef Py_ssize_t capacity = self.table_mask + 1, i, j
+        cdef Py_ssize_t capacity = self.table_mask + 1, j
+        cdef Slot slot
         self.deals.append(deal)
         if 2 * len(self.deals) > capacity:
             self.table = NULL
             self.table_init(2 * capacity)
             for j in range(capacity):
                 if old[j].deal != NULL:
-                    i = old[j].hash & self.table_mask
-                    while self.table[i].deal != NULL:
-                        i = (i + 1) & self.table_mask
-                    self.table[i] = old[j]
+                    self.place(old[j])
             PyMem_Free(old)
-        i = hash & self.table_mask
+        slot.hash = hash
+        slot.deal = <PyObject *>deal
+        self.place(slot)
+        return 0
+
+    cdef void place(self, Slot slot) noexcept:
+        cdef Py_ssize_t i = slot.hash & self.table_mask
         while self.table[i].deal != NULL:
             i = (i + 1) & self.table_mask
-        self.table[i].hash = hash
-        self.table[i].deal = <PyObject *>deal
-        return 0
+        self.table[i] = slot
 
     cdef int line(self, object line, bytes block, Py_ssize_t at, Py_ssize_t end, long number) except -1:
         """One line of the export: ``line``, or (None) bytes at..end of ``block``, which hold its newline."""

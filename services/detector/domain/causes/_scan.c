@@ -67,8 +67,10 @@ static inline int32_t child_of(const Trie *t, int32_t node, Py_UCS4 c) {
     return -1;
 }
 
+static inline uint32_t root_slot(const Trie *t, Py_UCS4 c) { return ((uint32_t)c * 2654435761u) >> t->root_shift; }
+
 static inline int32_t root_child(const Trie *t, Py_UCS4 c) {
-    uint32_t i = ((uint32_t)c * 2654435761u) >> t->root_shift;
+    uint32_t i = root_slot(t, c);
     for (;;) {
         uint32_t k = t->root_keys[i];
         if (k == (uint32_t)c + 1) return t->root_kids[i];
@@ -352,7 +354,7 @@ static int Trie_init(Trie *self, PyObject *args, PyObject *kwds) {
     for (int32_t i = root->first_edge; i < root->first_edge + root->edges; i++) {
         Py_UCS4 c = self->edge_chars[i];
         if (c < 65536) self->firsts[c >> 3] |= (uint8_t)(1u << (c & 7));
-        uint32_t h = ((uint32_t)c * 2654435761u) >> self->root_shift;
+        uint32_t h = root_slot(self, c);
         while (self->root_keys[h]) h = (h + 1) & self->root_mask;
         self->root_keys[h] = (uint32_t)c + 1;
         self->root_kids[h] = self->edge_children[i];
