@@ -6,6 +6,7 @@ cimport cython
 cdef enum:
     FIRST_DAY = -25567   # 1900-01-01 as a day number (days since 1970-01-01)
     LAST_DAY = 84006     # 2200-01-01
+    WALKS = 4096         # walks over working days remembered
 
 
 @cython.final
@@ -16,6 +17,11 @@ cdef class Calendar:
     cdef object tz
     cdef signed char kind[LAST_DAY - FIRST_DAY]
     cdef int offset[LAST_DAY - FIRST_DAY]
+    # walks remembered, by a hash of their first day and their count of working days (-1: none)
+    cdef long walk_from[WALKS]
+    cdef long walk_whole[WALKS]
+    cdef long walk_to[WALKS]
+    cdef bint walk_moved[WALKS]
 
     cdef int day(self, long number) except -1
     cdef object add_working_days(self, object start, double days)

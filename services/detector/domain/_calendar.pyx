@@ -20,6 +20,8 @@ cdef class Calendar:
         self.holidays = reference.holidays
         self.weekend = reference.weekend
         self.tz = reference.tz
+        for i in range(WALKS):
+            self.walk_whole[i] = -1
 
     cdef int day(self, long number) except -1:
         """WORKING, RESTING or IRREGULAR for a day number in range (``offset`` filled)."""
@@ -47,8 +49,9 @@ cdef class Calendar:
 
     cdef object add_working_days(self, object start, double days):
         cdef long long s, local
-        cdef long d, e, whole, remaining
+        cdef long d, e, whole, remaining, start_day
         cdef int k
+        cdef Py_ssize_t slot
         cdef bint moved = False
         if days <= 0:
             return start
@@ -78,23 +81,36 @@ cdef class Calendar:
                 return self.reference.add_working_days(start, days)
             d = e
         whole = <long>days
-        k = self.day(d)
-        while k != WORKING:
-            if k == IRREGULAR:
-                return self.reference.add_working_days(start, days)
-            d += 1
-            moved = True
+        # the walk from day d over ``whole`` working days, remembered (deals' anchors fall on the same days, and
+        # their thresholds are few)
+        slot = <Py_ssize_t>((<unsigned long>d * 2654435761u + <unsigned long>whole) % WALKS)
+        if self.walk_whole[slot] == whole and self.walk_from[slot] == d:
+            moved = self.walk_moved[slot]
+            d = self.walk_to[slot]
+        else:
+            self.walk_whole[slot] = -1
+            start_day = d
             k = self.day(d)
-        remaining = whole
-        while remaining > 0:
-            d += 1
-            if d >= LAST_DAY - 1:
-                return self.reference.add_working_days(start, days)
-            k = self.day(d)
-            if k == IRREGULAR:
-                return self.reference.add_working_days(start, days)
-            if k == WORKING:
-                remaining -= 1
+            while k != WORKING:
+                if k == IRREGULAR:
+                    return self.reference.add_working_days(start, days)
+                d += 1
+                moved = True
+                k = self.day(d)
+            remaining = whole
+            while remaining > 0:
+                d += 1
+                if d >= LAST_DAY - 1:
+                    return self.reference.add_working_days(start, days)
+                k = self.day(d)
+                if k == IRREGULAR:
+                    return self.reference.add_working_days(start, days)
+                if k == WORKING:
+                    remaining -= 1
+            self.walk_from[slot] = start_day
+            self.walk_to[slot] = d
+            self.walk_moved[slot] = moved
+            self.walk_whole[slot] = whole
         if moved:
             s = d * 86400LL - self.offset[d - FIRST_DAY]
         else:
@@ -113,3 +129,12 @@ cdef Calendar calendar_of(object reference):
             _calendars.clear()
         found = _calendars[id(reference)] = Calendar(reference)
     return found
+
+
+WALKS_REMEMBERED = WALKS
+"""How many walks the calendar remembers (by a hash of their first day, which days this many apart share)."""
+
+
+def working_days_added(reference, start, days):
+    """``add_working_days`` of the compiled calendar of ``reference`` (a ``WorkingCalendar``); for the tests."""
+    return calendar_of(reference).add_working_days(start, days)

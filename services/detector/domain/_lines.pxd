@@ -43,10 +43,12 @@ cdef class Reader:
     cdef list short_value
     cdef bint repeats        # whether the value being read is of a field with few values (see ``text``)
     cdef bint escaped        # whether the last string read had escapes
+    cdef bint high           # whether it had a byte of 0x80 or more (it is not ASCII)
     # where each scalar of the line is (by ``slot_of``'s place: 9 * object + slot), until its value is made
     cdef Py_ssize_t span_start[SPANS]
     cdef Py_ssize_t span_end[SPANS]
     cdef unsigned char span_kind[SPANS]
+    cdef unsigned char span_high[SPANS]  # a string's ``high``
     cdef uint64_t present
     cdef bint elsewhere      # the last line read is of another share's deal
     cdef object source_name  # the default source, and its UTF-8
@@ -55,7 +57,7 @@ cdef class Reader:
     cdef inline void ws(self) noexcept
     cdef bint utf8(self, Py_ssize_t at, Py_ssize_t end) noexcept
     cdef int string(self, bint keep) except -1
-    cdef object text(self, const char *data, Py_ssize_t size)
+    cdef object text(self, const char *data, Py_ssize_t size, bint ascii)
     cdef int number(self, bint keep) except -1
     cdef int literal(self, bint keep) except -1
     cdef int scalar(self) except -1

@@ -75,6 +75,8 @@ cdef extern from "Python.h":
     bint PyUnicode_IS_ASCII(object)
     const char *PyUnicode_DATA(object)
     object PyUnicode_DecodeUTF8(const char *s, Py_ssize_t size, const char *errors)
+    object PyUnicode_New(Py_ssize_t size, Py_UCS4 maxchar)
+    char *PyUnicode_1BYTE_DATA(object)
     object PyLong_FromLongLong(long long v)
 
 
@@ -408,9 +410,10 @@ cdef class Reader:
         if high_seen and not self.utf8(start, k):
             return 0
         self.escaped = escaped
+        self.high = high_seen
         if not escaped:
             if keep:
-                self.value = self.text(<const char *>p + start, k - start)
+                self.value = self.text(<const char *>p + start, k - start, not high_seen)
             self.i = k + 1
             return 1
         # with escapes: decoded into the buffer (a long escaped string is left to orjson)
@@ -479,13 +482,18 @@ cdef class Reader:
         self.i = k + 1
         return 1
 
-    cdef object text(self, const char *data, Py_ssize_t size):
-        """The string of well-formed UTF-8 bytes; a short one is kept and given again when the same bytes come
-        back (a type, a stage, an owner, a direction: few values, on every line)."""
+    cdef object text(self, const char *data, Py_ssize_t size, bint ascii):
+        """The string of well-formed UTF-8 bytes (``ascii``: all below 0x80, copied as they are); a short one is
+        kept and given again when the same bytes come back (a type, a stage, an owner, a direction: few values, on
+        every line)."""
         cdef uint32_t h = 2166136261u
         cdef Py_ssize_t j
         cdef int slot
         if size > SHORT or not self.repeats:
+            if ascii:
+                value = PyUnicode_New(size, 127)
+                memcpy(PyUnicode_1BYTE_DATA(value), data, size)
+                return value
             return PyUnicode_DecodeUTF8(data, size, NULL)
         for j in range(size):
             h = (h ^ <unsigned char>data[j]) * 16777619u
@@ -701,6 +709,7 @@ cdef class Reader:
             if not self.string(False):
                 return 0
             self.span_kind[flat] = ESCAPED if self.escaped else PLAIN
+            self.span_high[flat] = self.high
         else:
             if not (self.number(False) if (c == 45 or 48 <= c <= 57) else self.literal(False)):
                 return 0
@@ -726,7 +735,7 @@ cdef class Reader:
             )
             at = self.span_start[flat]
             if self.span_kind[flat] == PLAIN:
-                v = self.text(<const char *>self.p + at + 1, self.span_end[flat] - at - 2)
+                v = self.text(<const char *>self.p + at + 1, self.span_end[flat] - at - 2, not self.span_high[flat])
             else:
                 self.i = at
                 if not self.scalar():
@@ -922,6 +931,16 @@ def read_line(line, source="generic"):
     cdef Reader reader = Reader.__new__(Reader)
     ev = reader.read(line, source, 1, 0)
     return None if ev is None else _fields(ev)
+
+
+def read_lines(lines, source="generic"):
+    """``read_line`` of each line in turn, by one reader (as the engine reads an export)."""
+    cdef Reader reader = Reader.__new__(Reader)
+    out = []
+    for line in lines:
+        ev = reader.read(line, source, 1, 0)
+        out.append(None if ev is None else _fields(ev))
+    return out
 
 
 def fields_of(dict event):

@@ -279,6 +279,7 @@ cdef class Engine:
     cdef double th_days[64]
     cdef dict ranks
     cdef dict deciders
+    cdef dict rounded  # a kept signal's weight (a float) -> it to two places (``rules._round2``)
     cdef object qualifying_kinds
     cdef object qualifying_directions
     cdef bint progress_is_activity
@@ -329,6 +330,7 @@ cdef class Engine:
         self.th_tiers = [_NOTHING] * 64
         self.ranks = {}
         self.deciders = {}
+        self.rounded = {}
         self.qualifying_kinds = cfg.qualifying_kinds
         self.qualifying_directions = cfg.qualifying_directions
         self.progress_is_activity = bool(cfg.stage_progress_counts_as_activity)
@@ -567,7 +569,7 @@ cdef class Engine:
             if type(s) is list
             else [
                 s.cause,
-                _round2(s.weight),
+                self.round2(s.weight),
                 int(s.at),
                 s.event_id,
                 s.excerpt[:EXCERPT_KEPT],
@@ -577,6 +579,21 @@ cdef class Engine:
             for s in kept
         ]
         return True
+
+    cdef object round2(self, object weight):
+        """``rules._round2`` of a float, remembered here (a lexicon's weights repeat; the reference's cache is
+        cheaper than rounding, but a call to it still costs as much as a dict's lookup ten times over)."""
+        cdef PyObject *found
+        if type(weight) is not float:
+            return _round2(weight)
+        found = PyDict_GetItem(self.rounded, weight)
+        if found != NULL:
+            return <object>found
+        value = _round2(weight)
+        if len(self.rounded) >= 4096:
+            self.rounded.clear()
+        self.rounded[weight] = value
+        return value
 
     cdef list extract_one(self, str text, str eid, double t, str direction, str kind):
         if self.extract is not None:

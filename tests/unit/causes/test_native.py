@@ -20,9 +20,10 @@ from services.detector.domain.causes.text import Breaks, LiteralSet, Phrase
 from .test_scan import FRAMES, PHRASES
 
 PREPARE_ALPHABET = "aZ1 \t\n\x1c\u3000\xa0-_/予ア。、「ＡÉ<&’ー"
-ALPHABET = "ab1 -予算。xZ"
+ALPHABET = "ab1 -予算。xZ\U00020bb7"
 """ASCII letters and a digit (word boundaries), a space and a hyphen, ideographs and a full stop, an upper-case
-letter (not a word character for the boundary, as in the regex)."""
+letter (not a word character for the boundary, as in the regex), a character outside the BMP (which the scanner's
+filters of first characters and pairs do not cover)."""
 phrase_text = st.text(ALPHABET, min_size=1, max_size=4)
 phrase_sets = st.lists(st.tuples(phrase_text, st.booleans(), st.integers(0, 3)), min_size=1, max_size=12)
 texts = st.text(ALPHABET, max_size=30)

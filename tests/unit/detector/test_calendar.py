@@ -1,7 +1,11 @@
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from services.common.settings import Settings
+from services.detector.domain._calendar import WALKS_REMEMBERED, working_days_added
 from services.detector.domain.calendar import WorkingCalendar
 from services.detector.wiring import build_calendar
 
@@ -71,3 +75,47 @@ def test_a_deadline_asked_again_is_the_same_and_of_the_same_type():
     start = int(ts(2026, 11, 6))
     assert type(cal.add_working_days(start, 0)) is int
     assert type(cal.add_working_days(float(start), 0)) is float  # not the int answer kept for the same value
+
+
+# the replay's compiled calendar (``_calendar.pyx``) answers as the reference does, whatever it remembers
+
+_CALENDARS = {
+    "japan": lambda: build_calendar(Settings()),
+    "new_york": lambda: build_calendar(Settings(calendar={"country": "US", "timezone": "America/New_York"})),
+    "none": lambda: build_calendar(Settings(calendar={"country": "none"})),
+    "no_weekend": lambda: WorkingCalendar(weekend=(), tz=ZoneInfo("Europe/London")),
+}
+_STARTS = st.one_of(
+    st.integers(1_700_000_000, 1_830_000_000),  # 2023-2027, a daylight saving change or two included
+    st.floats(1_700_000_000, 1_830_000_000).map(lambda f: round(f, 3)),
+    st.integers(1_700_000_000, 1_830_000_000).map(float),
+    st.sampled_from([-2_208_988_800, -2_208_988_801, 7_258_118_400, 7_258_118_399, 0, 1_711_846_800]),
+)
+_DAYS = st.one_of(st.integers(0, 45), st.sampled_from([0.5, 1.25, 2.0, 9.75, -1, 0.0]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(sorted(_CALENDARS)),
+    st.lists(st.tuples(_STARTS, _DAYS), min_size=1, max_size=12),
+    st.data(),
+)
+def test_the_compiled_calendar_adds_working_days_as_the_reference_does(name, asks, data):
+    reference = _CALENDARS[name]()
+    asks = asks + data.draw(st.lists(st.sampled_from(asks), max_size=6))  # some asked again
+    for start, days in asks:
+        mine = working_days_added(reference, start, days)
+        theirs = reference.add_working_days(start, days)
+        assert (type(mine), mine) == (type(theirs), theirs), (name, start, days)
+
+
+def test_walks_that_share_a_place_in_the_compiled_calendar_are_told_apart():
+    """Walks from days ``WALKS_REMEMBERED`` apart over as many working days take the same place in what the
+    compiled calendar remembers; each must still be answered for its own day."""
+    reference = build_calendar(Settings())
+    first = int(ts(1905, 1, 2))  # a Monday
+    for k in range(5):
+        for shift in range(8):
+            start = first + (k * WALKS_REMEMBERED + shift) * 86_400
+            for days in (1, 5, 10):
+                assert working_days_added(reference, start, days) == reference.add_working_days(start, days)

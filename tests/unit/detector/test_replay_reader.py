@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.detector.domain._lines import day_of, fields_of, read_line, time_of
+from services.detector.domain._lines import day_of, fields_of, read_line, read_lines, time_of
 from services.detector.domain.event import BadEvent, check, parse_date, parse_time
 from services.detector.replay import as_change
 
@@ -175,6 +175,25 @@ def test_a_key_given_twice_or_escaped_is_left_to_the_reference():
 def test_every_line_of_a_generated_crm_history_is_read_here():
     lines = [line.encode() for line in generic_lines(3_000, now=time.time())]
     assert all(check_line(line) for line in lines)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(EVENTS, min_size=2, max_size=8), st.data())
+def test_one_reader_reads_each_line_of_a_sequence_as_a_fresh_one_does(events, data):
+    """The engine reads every line with one reader, which clears only what the line before it set: nothing of
+    one line may be left in the next (lines read, lines left to the reference, the other shares' lines)."""
+    lines = []
+    for event in events:
+        line = data.draw(st.sampled_from(encodings(event)))
+        if data.draw(st.booleans()):
+            lines.append(line[: data.draw(st.integers(0, len(line)))])  # cut short: left to the reference
+        lines.append(line)
+    history = [line.encode() for line in generic_lines(300, now=1_795_000_000.0)]
+    lines += data.draw(st.permutations(history))[:40]
+    fresh = [read_line(line) for line in lines]
+    for line, mine, theirs in zip(lines, read_lines(lines), fresh, strict=True):
+        assert (mine is None) == (theirs is None), line
+        assert mine is None or same(mine, theirs), f"{line!r}\n{mine}\n{theirs}"
 
 
 MOMENTS = st.datetimes(

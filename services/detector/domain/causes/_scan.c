@@ -22,6 +22,8 @@
 
 enum { TERM_NONE = 0, TERM_END = 1, TERM_BOUND = 2, TERM_WILD = 3 };
 
+#define PAIR_BITS (1 << 16)
+
 typedef struct {
     int32_t first_edge;
     int32_t edges;
@@ -41,6 +43,8 @@ typedef struct {
     Py_ssize_t depth;
     int plain;
     uint8_t firsts[8192]; /* bit per BMP character: it starts a phrase */
+    uint8_t alone[8192];  /* bit per BMP character: a phrase of it alone may end there */
+    uint8_t pairs[PAIR_BITS / 8]; /* bit per hashed pair of characters: a phrase may start with the two */
     /* the root's children by character, hashed (open addressing): character + 1 (0: empty), child */
     uint32_t *root_keys;
     int32_t *root_kids;
@@ -67,6 +71,24 @@ static inline int32_t child_of(const Trie *t, int32_t node, Py_UCS4 c) {
     return -1;
 }
 
+/* Whether a phrase may start with the character (outside the BMP: always, match_at decides). */
+static inline int may_start(const Trie *t, Py_UCS4 c) {
+    return c >= 65536 || (t->firsts[c >> 3] & (1u << (c & 7)));
+}
+
+static inline uint32_t pair_bit(Py_UCS4 a, Py_UCS4 b) {
+    return ((uint32_t)a * 2654435761u ^ (uint32_t)b * 2246822519u) >> 16;
+}
+
+/* Whether a match may start at q, by the character there and the next (before ``hi``): a filter, true of every
+ * position where ``match_at`` finds one (a phrase of one character, or of two or more starting with the pair),
+ * and false of most others; a character outside the BMP is always tried. */
+#define MAY_MATCH_AT(t, s, q, hi)                                                                                      \
+    ((s)[q] >= 65536 ||                                                                                              \
+     (((t)->firsts[(s)[q] >> 3] & (1u << ((s)[q] & 7))) &&                                                           \
+      (((t)->alone[(s)[q] >> 3] & (1u << ((s)[q] & 7))) ||                                                           \
+       ((q) + 1 < (hi) && ((t)->pairs[pair_bit((s)[q], (s)[(q) + 1]) >> 3] & (1u << (pair_bit((s)[q], (s)[(q) + 1]) & 7)))))))
+
 static inline uint32_t root_slot(const Trie *t, Py_UCS4 c) { return ((uint32_t)c * 2654435761u) >> t->root_shift; }
 
 static inline int32_t root_child(const Trie *t, Py_UCS4 c) {
@@ -85,7 +107,7 @@ static inline int32_t root_child(const Trie *t, Py_UCS4 c) {
 static Py_ssize_t match_at(const Trie *t, int kind, const void *data, Py_ssize_t p, Py_ssize_t hi,
                            Py_ssize_t behind, int32_t *id) {
     Py_UCS4 c = PyUnicode_READ(kind, data, p);
-    if (c < 65536 && !(t->firsts[c >> 3] & (1u << (c & 7)))) return -1;
+    if (!may_start(t, c)) return -1;
     int32_t node = root_child(t, c);
     if (node < 0) return -1;
     if (!t->plain && phrase_alnum(c) && p > behind && text_alnum(PyUnicode_READ(kind, data, p - 1))) return -1;
@@ -127,13 +149,28 @@ static Py_ssize_t match_at(const Trie *t, int kind, const void *data, Py_ssize_t
  * its value id in *id, its end returned and *p moved to it; -1 when none is left before ``hi``. */
 static Py_ssize_t next_hit(const Trie *t, int kind, const void *data, Py_ssize_t *p, Py_ssize_t hi, Py_ssize_t behind,
                            Py_ssize_t *start, int32_t *id) {
-    for (Py_ssize_t q = *p; q < hi; q++) {
+    Py_ssize_t q = *p;
+    while (q < hi) {
+        /* past the characters that start no phrase (most of them), a bit test each, without a call */
+        switch (kind) {
+        case PyUnicode_1BYTE_KIND:
+            while (q < hi && !MAY_MATCH_AT(t, (const Py_UCS1 *)data, q, hi)) q++;
+            break;
+        case PyUnicode_2BYTE_KIND:
+            while (q < hi && !MAY_MATCH_AT(t, (const Py_UCS2 *)data, q, hi)) q++;
+            break;
+        default:
+            while (q < hi && !MAY_MATCH_AT(t, (const Py_UCS4 *)data, q, hi)) q++;
+            break;
+        }
+        if (q >= hi) break;
         Py_ssize_t e = match_at(t, kind, data, q, hi, behind, id);
         if (e >= 0) {
             *start = q;
             *p = e;
             return e;
         }
+        q++;
     }
     *p = hi;
     return -1;
@@ -340,6 +377,8 @@ static int Trie_init(Trie *self, PyObject *args, PyObject *kwds) {
     self->depth = depth;
     self->plain = plain;
     memset(self->firsts, 0, sizeof(self->firsts));
+    memset(self->alone, 0, sizeof(self->alone));
+    memset(self->pairs, 0, sizeof(self->pairs));
     const Node *root = &self->nodes[0];
     int bits = 3;
     while (((Py_ssize_t)1 << bits) < 2 * (Py_ssize_t)root->edges) bits++;
@@ -353,7 +392,15 @@ static int Trie_init(Trie *self, PyObject *args, PyObject *kwds) {
     }
     for (int32_t i = root->first_edge; i < root->first_edge + root->edges; i++) {
         Py_UCS4 c = self->edge_chars[i];
-        if (c < 65536) self->firsts[c >> 3] |= (uint8_t)(1u << (c & 7));
+        int32_t kid = self->edge_children[i];
+        if (c < 65536) {
+            self->firsts[c >> 3] |= (uint8_t)(1u << (c & 7));
+            if (self->nodes[kid].term != TERM_NONE) self->alone[c >> 3] |= (uint8_t)(1u << (c & 7));
+            for (int32_t j = self->nodes[kid].first_edge; j < self->nodes[kid].first_edge + self->nodes[kid].edges; j++) {
+                uint32_t b = pair_bit(c, self->edge_chars[j]);
+                self->pairs[b >> 3] |= (uint8_t)(1u << (b & 7));
+            }
+        }
         uint32_t h = root_slot(self, c);
         while (self->root_keys[h]) h = (h + 1) & self->root_mask;
         self->root_keys[h] = (uint32_t)c + 1;
@@ -1189,7 +1236,7 @@ static PyObject *prepare_stable(PyObject *module, PyObject *text) {
         if (c == '<' || c == '&' || !stable_char(c)) Py_RETURN_NONE;
         if (c <= ' ' || c == '_' || c == '/' || c == '-' || (c >= 'A' && c <= 'Z')) same = 0;
     }
-    if (same) return Py_BuildValue("(OO)", text, text);
+    if (same) return PyTuple_Pack(2, text, text);
     Py_UCS4 *mapped = PyMem_Malloc(sizeof(Py_UCS4) * (size_t)(2 * n + 1));
     if (!mapped) return PyErr_NoMemory();
     Py_UCS4 *buf = mapped + n;
@@ -1233,7 +1280,15 @@ static PyObject *prepare_stable(PyObject *module, PyObject *text) {
         Py_DECREF(shown);
         return NULL;
     }
-    return Py_BuildValue("(NN)", shown, folded);
+    PyObject *both = PyTuple_New(2);
+    if (!both) {
+        Py_DECREF(shown);
+        Py_DECREF(folded);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(both, 0, shown);
+    PyTuple_SET_ITEM(both, 1, folded);
+    return both;
 }
 
 /* ------------------------------------------------------------------------------------------------------------
