@@ -19,7 +19,7 @@ from services.detector.domain.causes.text import Breaks, LiteralSet, Phrase
 
 from .test_scan import FRAMES, PHRASES
 
-PREPARE_ALPHABET = "aZ1 \t\n\x1c\u3000\xa0-_/予ア。、「ＡÉ<&’ー"
+PREPARE_ALPHABET = "aZ1 \t\n\x1c\u3000\xa0-_/予ア。、「ＡÉ<&’ー\U00020bb7"
 ALPHABET = "ab1 -予算。xZ\U00020bb7"
 """ASCII letters and a digit (word boundaries), a space and a hyphen, ideographs and a full stop, an upper-case
 letter (not a word character for the boundary, as in the regex), a character outside the BMP (which the scanner's

@@ -1221,6 +1221,19 @@ static inline int stable_char(Py_UCS4 c) {
            (c >= 0x4E00 && c <= 0x9FFF);
 }
 
+/* Each BMP character as the first pass below sees it: UNSTABLE (the text is left to Python), KEPT (it stays as it
+ * is), CHANGED (stable, but a step below changes it or what is around it). Filled when the module is loaded. */
+enum { UNSTABLE = 0, KEPT = 1, CHANGED = 2 };
+static uint8_t stable_class[65536];
+
+static void stable_classes(void) {
+    for (Py_UCS4 c = 0; c < 65536; c++) {
+        if (c == '<' || c == '&' || !stable_char(c)) stable_class[c] = UNSTABLE;
+        else if (c <= ' ' || c == '_' || c == '/' || c == '-' || (c >= 'A' && c <= 'Z')) stable_class[c] = CHANGED;
+        else stable_class[c] = KEPT;
+    }
+}
+
 static PyObject *prepare_stable(PyObject *module, PyObject *text) {
     (void)module;
     if (!PyUnicode_Check(text)) {
@@ -1230,12 +1243,24 @@ static PyObject *prepare_stable(PyObject *module, PyObject *text) {
     Py_ssize_t n = PyUnicode_GET_LENGTH(text);
     int kind = PyUnicode_KIND(text);
     const void *data = PyUnicode_DATA(text);
-    int same = 1; /* no character the steps below change: the text is its own shown and folded form */
-    for (Py_ssize_t i = 0; i < n; i++) {
-        Py_UCS4 c = PyUnicode_READ(kind, data, i);
-        if (c == '<' || c == '&' || !stable_char(c)) Py_RETURN_NONE;
-        if (c <= ' ' || c == '_' || c == '/' || c == '-' || (c >= 'A' && c <= 'Z')) same = 0;
+    if (kind == PyUnicode_4BYTE_KIND) Py_RETURN_NONE; /* a character past the BMP: none of them is stable */
+    unsigned seen = 0; /* the classes met: the text is its own shown and folded form when none is CHANGED */
+    if (kind == PyUnicode_1BYTE_KIND) {
+        const Py_UCS1 *s = data;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            uint8_t k = stable_class[s[i]];
+            if (k == UNSTABLE) Py_RETURN_NONE;
+            seen |= k;
+        }
+    } else {
+        const Py_UCS2 *s = data;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            uint8_t k = stable_class[s[i]];
+            if (k == UNSTABLE) Py_RETURN_NONE;
+            seen |= k;
+        }
     }
+    int same = !(seen & CHANGED);
     if (same) return PyTuple_Pack(2, text, text);
     Py_UCS4 *mapped = PyMem_Malloc(sizeof(Py_UCS4) * (size_t)(2 * n + 1));
     if (!mapped) return PyErr_NoMemory();
@@ -1440,6 +1465,7 @@ static struct PyModuleDef scan_module = {
 };
 
 PyMODINIT_FUNC PyInit__scan(void) {
+    stable_classes();
     if (PyType_Ready(&TrieType) < 0 || PyType_Ready(&ExtractorType) < 0) return NULL;
     PyObject *m = PyModule_Create(&scan_module);
     if (!m) return NULL;
