@@ -75,6 +75,7 @@ cdef uint32_t crc32_more(uint32_t crc, const unsigned char *data, Py_ssize_t siz
 
 
 cdef object parse_time(object value)
+cdef double time_of_event(object value) except? -1.0
 cdef object parse_date(object value)
 cdef Ev from_dict(dict ev)
 cdef dict as_change(object raw, str source)

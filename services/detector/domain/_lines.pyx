@@ -152,9 +152,9 @@ cdef bint _date_part(const char *s, Py_ssize_t n, long *days) noexcept:
     return True
 
 
-cdef object parse_time(object value):
-    """``event.parse_time``: epoch seconds, whole. The common form (``YYYY-MM-DDTHH:MM:SS[.fff[fff]]`` with ``Z`` or
-    an offset) is read here; anything else by the reference, which reads or refuses it."""
+cdef bint _time_seconds(object value, long long *seconds) noexcept:
+    """The common form of an event's time (``YYYY-MM-DDTHH:MM:SS[.fff[fff]]`` with ``Z`` or an offset, ASCII) as
+    ``event.parse_time`` reads it, whole epoch seconds into ``seconds``; False for anything else."""
     cdef const char *s
     cdef long day, hh, mi, ss, oh = 0, om = 0, frac = 0, scale = 1
     cdef Py_ssize_t n, i
@@ -162,15 +162,15 @@ cdef object parse_time(object value):
     cdef long long micros
     cdef int sign = 1
     if type(value) is not str or not PyUnicode_IS_ASCII(value):
-        return _parse_time(value)
+        return False
     s = PyUnicode_DATA(value)
     n = len(<str>value)
     if n < 20 or s[10] != 84 or s[13] != 58 or s[16] != 58 or not _date_part(s, n, &day):  # T : :
-        return _parse_time(value)
+        return False
     if not (_digits(s + 11, 2, &hh) and _digits(s + 14, 2, &mi) and _digits(s + 17, 2, &ss)):
-        return _parse_time(value)
+        return False
     if hh > 23 or mi > 59 or ss > 59:
-        return _parse_time(value)
+        return False
     i = 19
     if s[i] == 46:  # .
         i += 1
@@ -179,21 +179,40 @@ cdef object parse_time(object value):
             scale *= 10
             i += 1
         if scale != 1000 and scale != 1000000:  # 3 or 6 digits: what fromisoformat takes without question
-            return _parse_time(value)
+            return False
     c = s[i] if i < n else 0
     if c == 90 and i + 1 == n:  # Z
         pass
     elif (c == 43 or c == 45) and i + 6 == n and s[i + 3] == 58:  # + or -, then HH:MM
         if not (_digits(s + i + 1, 2, &oh) and _digits(s + i + 4, 2, &om)) or oh > 23 or om > 59:
-            return _parse_time(value)
+            return False
         sign = 1 if c == 43 else -1
     else:
-        return _parse_time(value)
+        return False
     micros = (<long long>day * 86400 + hh * 3600 + mi * 60 + ss - sign * (oh * 3600 + om * 60)) * 1000000
     micros += frac * (1000000 // scale)
     if micros % 1000000 == 0:
-        return micros // 1000000
-    return int(<double>micros / 1e6)
+        seconds[0] = micros // 1000000
+    else:
+        seconds[0] = <long long>(<double>micros / 1e6)  # int() of the float, as the reference rounds
+    return True
+
+
+cdef object parse_time(object value):
+    """``event.parse_time``: epoch seconds, whole. The common form is read here; anything else by the reference,
+    which reads or refuses it."""
+    cdef long long seconds
+    if _time_seconds(value, &seconds):
+        return PyLong_FromLongLong(seconds)
+    return _parse_time(value)
+
+
+cdef double time_of_event(object value) except? -1.0:
+    """``float(event.parse_time(value))`` without the int between (the reference's errors raised alike)."""
+    cdef long long seconds
+    if _time_seconds(value, &seconds):
+        return <double>seconds
+    return float(_parse_time(value))
 
 
 cdef object parse_date(object value):
@@ -951,6 +970,11 @@ def fields_of(dict event):
 def time_of(value):
     """``event.parse_time`` as the engine reads it."""
     return parse_time(value)
+
+
+def event_time_of(value):
+    """``float(event.parse_time(value))`` as the engine reads an event's time."""
+    return time_of_event(value)
 
 
 def day_of(value):

@@ -27,7 +27,9 @@ import gc
 import orjson
 
 from services.detector.domain._calendar cimport Calendar, calendar_of
-from services.detector.domain._lines cimport Ev, Reader, as_change, crc32_more, from_dict, parse_date, parse_time
+from services.detector.domain._lines cimport (
+    Ev, Reader, as_change, crc32_more, from_dict, parse_date, parse_time, time_of_event,
+)
 from services.detector.domain.causes._verdict cimport Verdicts
 from services.detector.domain.causes import rank_for_keeping, default_rules
 from services.detector.domain.causes.classify import _KEEP_HALF_LIFE, KEEP_PER_CAUSE, _rank as _native_rank
@@ -902,6 +904,7 @@ cdef class Engine:
         cdef str text = None
         cdef bytes utf8
         cdef uint32_t hash
+        cdef double t
         if line is None:
             data = <const unsigned char *><const char *>block
             for k in range(at, end):  # a blank line (what bytes.strip() takes away, and nothing else)
@@ -953,8 +956,7 @@ cdef class Engine:
         if self.share_count != 1 and hash % self.share_count != self.share_index:
             return 0
         try:
-            when = parse_time(ev.occurred_at if event is None else event.get("occurred_at"))
-            t = float(when)
+            t = time_of_event(ev.occurred_at if event is None else event.get("occurred_at"))
         except (BadEvent, ValueError) as exc:
             self.reject(self.report, number, exc)
             return 0

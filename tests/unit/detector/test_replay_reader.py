@@ -17,7 +17,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.detector.domain._lines import day_of, fields_of, read_line, read_lines, time_of
+from services.detector.domain._lines import (
+    day_of,
+    event_time_of,
+    fields_of,
+    read_line,
+    read_lines,
+    time_of,
+)
 from services.detector.domain.event import BadEvent, check, parse_date, parse_time
 from services.detector.replay import as_change
 
@@ -224,6 +231,7 @@ def test_times_are_read_as_the_reference_reads_them(moment, offset, spec, data):
             + text[where + 1 :]
         )
     assert outcome(time_of, text) == outcome(parse_time, text)
+    assert outcome(event_time_of, text) == outcome(lambda value: float(parse_time(value)), text)
 
 
 @given(st.dates(), st.sampled_from(["", "T00:00:00", "x"]), st.data())
