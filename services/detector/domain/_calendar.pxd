@@ -23,7 +23,8 @@ cdef class Calendar:
     cdef long walk_to[WALKS]
     cdef bint walk_moved[WALKS]
 
-    cdef int day(self, long number) except -1
+    cdef inline int day(self, long number) except -1
+    cdef int read_day(self, long number) except -1
     cdef object add_working_days(self, object start, double days)
 
 

@@ -23,11 +23,14 @@ cdef class Calendar:
         for i in range(WALKS):
             self.walk_whole[i] = -1
 
-    cdef int day(self, long number) except -1:
+    cdef inline int day(self, long number) except -1:
         """WORKING, RESTING or IRREGULAR for a day number in range (``offset`` filled)."""
+        cdef int k = self.kind[number - FIRST_DAY]
+        return k if k != UNKNOWN else self.read_day(number)
+
+    cdef int read_day(self, long number) except -1:
+        """``day`` of a day not read yet: read from the reference's calendar and time zone, and kept."""
         cdef Py_ssize_t i = number - FIRST_DAY
-        if self.kind[i] != UNKNOWN:
-            return self.kind[i]
         from datetime import date, datetime, time
 
         day = date.fromordinal(number + 719163)
