@@ -80,14 +80,22 @@ static inline uint32_t pair_bit(Py_UCS4 a, Py_UCS4 b) {
     return ((uint32_t)a * 2654435761u ^ (uint32_t)b * 2246822519u) >> 16;
 }
 
-/* Whether a match may start at q, by the character there and the next (before ``hi``): a filter, true of every
- * position where ``match_at`` finds one (a phrase of one character, or of two or more starting with the pair),
- * and false of most others; a character outside the BMP is always tried. */
-#define MAY_MATCH_AT(t, s, q, hi)                                                                                      \
-    ((s)[q] >= 65536 ||                                                                                              \
-     (((t)->firsts[(s)[q] >> 3] & (1u << ((s)[q] & 7))) &&                                                           \
-      (((t)->alone[(s)[q] >> 3] & (1u << ((s)[q] & 7))) ||                                                           \
-       ((q) + 1 < (hi) && ((t)->pairs[pair_bit((s)[q], (s)[(q) + 1]) >> 3] & (1u << (pair_bit((s)[q], (s)[(q) + 1]) & 7)))))))
+/* Whether a match may start at q, by the character there and the next one (when q + 1 < hi): a filter, true of
+ * every position where ``match_at`` finds one (a phrase of one character, or of two or more starting with the
+ * pair), and false of most others; a character outside the BMP is always tried. One for each width of character. */
+#define MAY_MATCH(NAME, T)                                                                                            \
+    static inline int NAME(const Trie *t, const T *s, Py_ssize_t q, Py_ssize_t hi) {                                 \
+        Py_UCS4 c = s[q];                                                                                            \
+        if (c >= 65536) return 1;                                                                                    \
+        if (!(t->firsts[c >> 3] & (1u << (c & 7)))) return 0;                                                        \
+        if (t->alone[c >> 3] & (1u << (c & 7))) return 1;                                                            \
+        if (q + 1 >= hi) return 0;                                                                                   \
+        uint32_t b = pair_bit(c, s[q + 1]);                                                                          \
+        return (t->pairs[b >> 3] >> (b & 7)) & 1;                                                                   \
+    }
+MAY_MATCH(may_match_1, Py_UCS1)
+MAY_MATCH(may_match_2, Py_UCS2)
+MAY_MATCH(may_match_4, Py_UCS4)
 
 static inline uint32_t root_slot(const Trie *t, Py_UCS4 c) { return ((uint32_t)c * 2654435761u) >> t->root_shift; }
 
@@ -154,13 +162,13 @@ static Py_ssize_t next_hit(const Trie *t, int kind, const void *data, Py_ssize_t
         /* past the characters that start no phrase (most of them), a bit test each, without a call */
         switch (kind) {
         case PyUnicode_1BYTE_KIND:
-            while (q < hi && !MAY_MATCH_AT(t, (const Py_UCS1 *)data, q, hi)) q++;
+            while (q < hi && !may_match_1(t, data, q, hi)) q++;
             break;
         case PyUnicode_2BYTE_KIND:
-            while (q < hi && !MAY_MATCH_AT(t, (const Py_UCS2 *)data, q, hi)) q++;
+            while (q < hi && !may_match_2(t, data, q, hi)) q++;
             break;
         default:
-            while (q < hi && !MAY_MATCH_AT(t, (const Py_UCS4 *)data, q, hi)) q++;
+            while (q < hi && !may_match_4(t, data, q, hi)) q++;
             break;
         }
         if (q >= hi) break;
@@ -396,7 +404,8 @@ static int Trie_init(Trie *self, PyObject *args, PyObject *kwds) {
         if (c < 65536) {
             self->firsts[c >> 3] |= (uint8_t)(1u << (c & 7));
             if (self->nodes[kid].term != TERM_NONE) self->alone[c >> 3] |= (uint8_t)(1u << (c & 7));
-            for (int32_t j = self->nodes[kid].first_edge; j < self->nodes[kid].first_edge + self->nodes[kid].edges; j++) {
+            const Node *n = &self->nodes[kid];
+            for (int32_t j = n->first_edge; j < n->first_edge + n->edges; j++) {
                 uint32_t b = pair_bit(c, self->edge_chars[j]);
                 self->pairs[b >> 3] |= (uint8_t)(1u << (b & 7));
             }
