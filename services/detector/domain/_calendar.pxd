@@ -9,6 +9,13 @@ cdef enum:
     WALKS = 4096         # walks over working days remembered
 
 
+cdef struct Walk:
+    long first       # the day it starts from
+    long whole       # working days walked (-1: no walk here)
+    long last        # the day it ends on
+    bint moved       # it started on a day off, so it ends at the start of its last day
+
+
 @cython.final
 cdef class Calendar:
     cdef object reference
@@ -17,11 +24,7 @@ cdef class Calendar:
     cdef object tz
     cdef signed char kind[LAST_DAY - FIRST_DAY]
     cdef int offset[LAST_DAY - FIRST_DAY]
-    # walks remembered, by a hash of their first day and their count of working days (-1: none)
-    cdef long walk_from[WALKS]
-    cdef long walk_whole[WALKS]
-    cdef long walk_to[WALKS]
-    cdef bint walk_moved[WALKS]
+    cdef Walk walks[WALKS]   # remembered, by a hash of their first day and their count of working days
 
     cdef inline int day(self, long number) except -1
     cdef int read_day(self, long number) except -1

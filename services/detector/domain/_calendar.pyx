@@ -21,7 +21,7 @@ cdef class Calendar:
         self.weekend = reference.weekend
         self.tz = reference.tz
         for i in range(WALKS):
-            self.walk_whole[i] = -1
+            self.walks[i].whole = -1
 
     cdef inline int day(self, long number) except -1:
         """WORKING, RESTING or IRREGULAR for a day number in range (``offset`` filled)."""
@@ -52,9 +52,9 @@ cdef class Calendar:
 
     cdef object add_working_days(self, object start, double days):
         cdef long long s, local
-        cdef long d, e, whole, remaining, start_day
+        cdef long d, e, whole, remaining
         cdef int k
-        cdef Py_ssize_t slot
+        cdef Walk *walk
         cdef bint moved = False
         if days <= 0:
             return start
@@ -86,13 +86,13 @@ cdef class Calendar:
         whole = <long>days
         # the walk from day d over ``whole`` working days, remembered (deals' anchors fall on the same days, and
         # their thresholds are few)
-        slot = <Py_ssize_t>((<unsigned long>d * 2654435761u + <unsigned long>whole) % WALKS)
-        if self.walk_whole[slot] == whole and self.walk_from[slot] == d:
-            moved = self.walk_moved[slot]
-            d = self.walk_to[slot]
+        walk = &self.walks[(<unsigned long>d * 2654435761u + <unsigned long>whole) % WALKS]
+        if walk.whole == whole and walk.first == d:
+            moved = walk.moved
+            d = walk.last
         else:
-            self.walk_whole[slot] = -1
-            start_day = d
+            walk.whole = -1
+            walk.first = d
             k = self.day(d)
             while k != WORKING:
                 if k == IRREGULAR:
@@ -110,10 +110,9 @@ cdef class Calendar:
                     return self.reference.add_working_days(start, days)
                 if k == WORKING:
                     remaining -= 1
-            self.walk_from[slot] = start_day
-            self.walk_to[slot] = d
-            self.walk_moved[slot] = moved
-            self.walk_whole[slot] = whole
+            walk.last = d
+            walk.moved = moved
+            walk.whole = whole
         if moved:
             s = d * 86400LL - self.offset[d - FIRST_DAY]
         else:

@@ -947,13 +947,12 @@ cdef tuple _fields(Ev e):
 
 def read_line(line, source="generic"):
     """The fields the engine reads from a line it reads itself, or None for a line left to orjson."""
-    cdef Reader reader = Reader.__new__(Reader)
-    ev = reader.read(line, source, 1, 0)
-    return None if ev is None else _fields(ev)
+    return read_lines([line], source)[0]
 
 
 def read_lines(lines, source="generic"):
-    """``read_line`` of each line in turn, by one reader (as the engine reads an export)."""
+    """The fields the engine reads from each line in turn (None for a line left to orjson), by one reader, as the
+    engine reads an export."""
     cdef Reader reader = Reader.__new__(Reader)
     out = []
     for line in lines:

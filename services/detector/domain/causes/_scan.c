@@ -71,10 +71,12 @@ static inline int32_t child_of(const Trie *t, int32_t node, Py_UCS4 c) {
     return -1;
 }
 
+/* A bit of a bitmap of bytes. */
+static inline int bit_of(const uint8_t *bits, uint32_t i) { return (bits[i >> 3] >> (i & 7)) & 1; }
+static inline void set_bit(uint8_t *bits, uint32_t i) { bits[i >> 3] |= (uint8_t)(1u << (i & 7)); }
+
 /* Whether a phrase may start with the character (outside the BMP: always, match_at decides). */
-static inline int may_start(const Trie *t, Py_UCS4 c) {
-    return c >= 65536 || (t->firsts[c >> 3] & (1u << (c & 7)));
-}
+static inline int may_start(const Trie *t, Py_UCS4 c) { return c >= 65536 || bit_of(t->firsts, c); }
 
 static inline uint32_t pair_bit(Py_UCS4 a, Py_UCS4 b) {
     return ((uint32_t)a * 2654435761u ^ (uint32_t)b * 2246822519u) >> 16;
@@ -86,12 +88,9 @@ static inline uint32_t pair_bit(Py_UCS4 a, Py_UCS4 b) {
 #define MAY_MATCH(NAME, T)                                                                                            \
     static inline int NAME(const Trie *t, const T *s, Py_ssize_t q, Py_ssize_t hi) {                                 \
         Py_UCS4 c = s[q];                                                                                            \
-        if (c >= 65536) return 1;                                                                                    \
-        if (!(t->firsts[c >> 3] & (1u << (c & 7)))) return 0;                                                        \
-        if (t->alone[c >> 3] & (1u << (c & 7))) return 1;                                                            \
-        if (q + 1 >= hi) return 0;                                                                                   \
-        uint32_t b = pair_bit(c, s[q + 1]);                                                                          \
-        return (t->pairs[b >> 3] >> (b & 7)) & 1;                                                                   \
+        if (!may_start(t, c)) return 0;                                                                              \
+        if (c >= 65536 || bit_of(t->alone, c)) return 1;                                                             \
+        return q + 1 < hi && bit_of(t->pairs, pair_bit(c, s[q + 1]));                                                \
     }
 MAY_MATCH(may_match_1, Py_UCS1)
 MAY_MATCH(may_match_2, Py_UCS2)
@@ -400,15 +399,12 @@ static int Trie_init(Trie *self, PyObject *args, PyObject *kwds) {
     }
     for (int32_t i = root->first_edge; i < root->first_edge + root->edges; i++) {
         Py_UCS4 c = self->edge_chars[i];
-        int32_t kid = self->edge_children[i];
+        const Node *kid = &self->nodes[self->edge_children[i]];
         if (c < 65536) {
-            self->firsts[c >> 3] |= (uint8_t)(1u << (c & 7));
-            if (self->nodes[kid].term != TERM_NONE) self->alone[c >> 3] |= (uint8_t)(1u << (c & 7));
-            const Node *n = &self->nodes[kid];
-            for (int32_t j = n->first_edge; j < n->first_edge + n->edges; j++) {
-                uint32_t b = pair_bit(c, self->edge_chars[j]);
-                self->pairs[b >> 3] |= (uint8_t)(1u << (b & 7));
-            }
+            set_bit(self->firsts, c);
+            if (kid->term != TERM_NONE) set_bit(self->alone, c);
+            for (int32_t j = kid->first_edge; j < kid->first_edge + kid->edges; j++)
+                set_bit(self->pairs, pair_bit(c, self->edge_chars[j]));
         }
         uint32_t h = root_slot(self, c);
         while (self->root_keys[h]) h = (h + 1) & self->root_mask;
