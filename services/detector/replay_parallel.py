@@ -45,14 +45,15 @@ GZIP_MAGIC = b"\x1f\x8b"
 
 
 BLOCK = 1 << 20
-"""Bytes the compiled engine is given at a time (``ExportLines.blocks``)."""
+"""Bytes the compiled engine is given at a time, at most (``ExportLines.blocks``), unless a line is longer."""
 
 
 class ExportLines(Iterator[bytes]):
     """The lines of an export, read through gzip when it starts as a gzip file does; a failure to read raises
     ``ExportUnreadable`` with the reason (the replay counts bad lines, but cannot go on past bytes it cannot
     read). ``blocks`` gives the same bytes in large pieces, each ending where a line does, for a reader that
-    splits them itself (the compiled engine): one or the other is read, not both."""
+    splits them itself (the compiled engine), all read into one buffer (so a piece is good until the next is
+    asked for): one or the other is read, not both."""
 
     def __init__(self, stream: BinaryIO) -> None:
         buffered: Any = stream if hasattr(stream, "peek") else io.BufferedReader(stream)  # type: ignore[type-var]
@@ -67,30 +68,32 @@ class ExportLines(Iterator[bytes]):
         except (OSError, EOFError, zlib.error) as exc:
             raise ExportUnreadable(f"cannot read the export: {exc}") from None
 
-    def blocks(self) -> Iterator[bytes]:
-        size = BLOCK
-        held: list[bytes] = []  # the start of a line that goes on in the next read
+    def blocks(self) -> Iterator[memoryview]:
+        # one buffer, filled again for each piece: a piece is good until the next one is asked for
+        buffer = bytearray(BLOCK)
+        held = 0  # bytes at the buffer's start: the start of a line that goes on in the next read
         while True:
             try:
-                data = self._source.read(size)
+                with memoryview(buffer) as space:
+                    got = self._source.readinto(space[held:])
             except (OSError, EOFError, zlib.error) as exc:
                 raise ExportUnreadable(f"cannot read the export: {exc}") from None
-            if not data:
+            if not got:
                 if held:
-                    yield b"".join(held)
+                    with memoryview(buffer) as view:
+                        yield view[:held]
                 return
-            end = data.rfind(b"\n") + 1
-            if not end:
-                held.append(data)
+            filled = held + got
+            end = buffer.rfind(b"\n", held, filled) + 1
+            if not end:  # a line longer than the buffer: a larger one, the line so far kept
+                held = filled
+                if held == len(buffer):
+                    buffer = buffer + bytes(len(buffer))
                 continue
-            if held:
-                held.append(data[:end])
-                yield b"".join(held)
-                held.clear()
-            else:
-                yield data if end == len(data) else data[:end]
-            if end < len(data):
-                held.append(data[end:])
+            with memoryview(buffer) as view:
+                yield view[:end]
+            held = filled - end
+            buffer[:held] = buffer[end:filled]
 
 
 def export_lines(stream: BinaryIO) -> ExportLines:
@@ -263,6 +266,7 @@ def _replay_one_share(
                 emit=emit,
                 by_deal=run.by_deal,
                 progress=count if share.first else None,
+                exiting=True,
             )
         send.send(("ok", report))
     except ExportUnreadable as exc:

@@ -21,4 +21,5 @@ class Engine:
         share_index: int,
         share_count: int,
         reject: Callable[[Any, int, Exception], None],
+        keep: bool = False,
     ) -> Any: ...

@@ -13,6 +13,7 @@ decision power) call the reference's own functions, so they cannot differ.
 cimport cython
 from libc.stdint cimport uint32_t
 from libc.string cimport memchr, memcmp, memcpy, memmove
+from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.dict cimport PyDict_GetItem
 from cpython.mem cimport PyMem_Calloc, PyMem_Free
 from cpython.object cimport PyObject
@@ -766,22 +767,25 @@ cdef class Engine:
 
     # ------------------------------------------------------------------ the replay
 
-    def replay(self, lines, report, *, until, source, progress, share_index, share_count, reject):
+    def replay(self, lines, report, *, until, source, progress, share_index, share_count, reject, keep=False):
         """``replay.replay_share`` without messages: fills ``report``; ``reject(report, number, exc)`` records a
-        refused line as the reference does."""
+        refused line as the reference does. ``keep`` leaves the deals' state to the engine (freed with it or by
+        the next replay) instead of freeing it before returning."""
         # Nothing the replay holds refers back to itself, so the cycle collector would only walk every deal's
         # state again and again (an eighth of the time over 400,000 events): off while it runs.
         collecting = gc.isenabled()
         gc.disable()
         try:
-            return self.run(lines, report, until, source, progress, share_index, share_count, reject)
+            return self.run(lines, report, until, source, progress, share_index, share_count, reject, keep)
         finally:
             if collecting:
                 gc.enable()
 
-    cdef object run(self, lines, report, until, str source, progress, long share_index, long share_count, reject):
+    cdef object run(
+        self, lines, report, until, str source, progress, long share_index, long share_count, reject, bint keep
+    ):
         cdef long number = 0
-        cdef bytes block
+        cdef const unsigned char[::1] block
         cdef const unsigned char *data
         cdef const unsigned char *newline
         cdef Py_ssize_t size, at, end
@@ -798,10 +802,14 @@ cdef class Engine:
         self.fired_by_deal = report.fired if self.by_deal else None
         blocks = getattr(lines, "blocks", None)
         if blocks is not None:
-            # pieces of the export that end where a line does: each line is read where it lies
-            for block in blocks():
-                data = <const unsigned char *><const char *>block
-                size = len(block)
+            # pieces of the export that end where a line does (each good until the next is asked for): each line
+            # is read where it lies
+            for piece in blocks():
+                block = piece
+                size = block.shape[0]
+                if size == 0:
+                    continue
+                data = &block[0]
                 at = 0
                 while at < size:
                     newline = <const unsigned char *>memchr(data + at, 10, size - at)
@@ -809,14 +817,15 @@ cdef class Engine:
                     number += 1
                     if progress is not None and number % 10_000 == 0:
                         progress(number)
-                    self.line(None, block, at, end, number)
+                    self.line(None, data, at, end, number)
                     at = end
+                block = None  # the piece let go of before the next is read
         else:
             for line in lines:
                 number += 1
                 if progress is not None and number % 10_000 == 0:
                     progress(number)
-                self.line(line, None, 0, 0, number)
+                self.line(line, NULL, 0, 0, number)
         cdef Deal known
         if until is not None:
             for known in self.deals:
@@ -835,9 +844,10 @@ cdef class Engine:
             for key, kinds in self.fired_by_deal.items():
                 if type(kinds) is dict:
                     self.fired_by_deal[key] = Counter(kinds)
-        self.deals = None
-        PyMem_Free(self.table)
-        self.table = NULL
+        if not keep:
+            self.deals = None
+            PyMem_Free(self.table)
+            self.table = NULL
         return report
 
     def __dealloc__(self):
@@ -892,12 +902,13 @@ cdef class Engine:
             i = (i + 1) & self.table_mask
         self.table[i] = slot
 
-    cdef int line(self, object line, bytes block, Py_ssize_t at, Py_ssize_t end, long number) except -1:
-        """One line of the export: ``line``, or (None) bytes at..end of ``block``, which hold its newline."""
+    cdef int line(
+        self, object line, const unsigned char *data, Py_ssize_t at, Py_ssize_t end, long number
+    ) except -1:
+        """One line of the export: ``line``, or (None) bytes at..end of ``data``, which hold its newline."""
         cdef Deal state
         cdef Ev ev
         cdef Reader reader = self.reader
-        cdef const unsigned char *data
         cdef Py_ssize_t k
         cdef const char *key
         cdef Py_ssize_t size, source_size
@@ -906,7 +917,6 @@ cdef class Engine:
         cdef uint32_t hash
         cdef double t
         if line is None:
-            data = <const unsigned char *><const char *>block
             for k in range(at, end):  # a blank line (what bytes.strip() takes away, and nothing else)
                 if data[k] not in b" \t\n\r\x0b\x0c":
                     break
@@ -914,7 +924,7 @@ cdef class Engine:
                 return 0
             ev = reader.read_at(data + at, end - at, self.source, self.share_count, self.share_index)
             if ev is None and not reader.elsewhere:
-                line = block[at:end]
+                line = PyBytes_FromStringAndSize(<const char *>data + at, end - at)
         else:
             if not line or (type(line) is not bytes or (<bytes>line)[0] in b" \t\n\r\x0b\x0c") and not line.strip():
                 return 0

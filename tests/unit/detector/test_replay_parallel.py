@@ -186,7 +186,11 @@ def test_an_export_read_in_pieces_gives_its_lines_whole(block, packed, monkeypat
     ]
     data = b"".join(lines) + b"no newline at the end"
     monkeypatch.setattr(replay_parallel, "BLOCK", block)
-    pieces = list(replay_parallel.ExportLines(io.BytesIO(gzip.compress(data) if packed else data)).blocks())
+    # each piece copied as it comes: the next is read into the same buffer
+    pieces = [
+        bytes(piece)
+        for piece in replay_parallel.ExportLines(io.BytesIO(gzip.compress(data) if packed else data)).blocks()
+    ]
     assert b"".join(pieces) == data
     assert all(piece.endswith(b"\n") for piece in pieces[:-1])  # every piece but the last ends a line
     assert all(piece for piece in pieces)
