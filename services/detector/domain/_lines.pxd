@@ -27,7 +27,7 @@ cdef class Ev:
     cdef bint has_contact
     cdef object contact_id, change, decision_maker, title
 
-    cdef void clear(self) noexcept
+    cdef void clear_values(self) noexcept
 
 
 @cython.final
@@ -51,6 +51,8 @@ cdef class Reader:
     cdef unsigned char span_high[SPANS]  # a string's ``high``
     cdef uint64_t present
     cdef bint elsewhere      # the last line read is of another share's deal
+    cdef bint hashed         # the share's check made the CRC-32 of the last line's key (as the engine makes it)
+    cdef uint32_t key_hash   # and this is it
     cdef object source_name  # the default source, and its UTF-8
     cdef bytes source_utf8
 

@@ -234,13 +234,13 @@ cdef class Ev:
     decoded JSON of one that is not (``from_dict``)."""
 
 
-    cdef void clear(self) noexcept:
+    cdef void clear_values(self) noexcept:
+        """Every value None (the flags ``has_activity`` and ``has_contact`` are left as they are)."""
         self.event_id = self.source = self.deal_id = self.etype = self.occurred_at = None
         self.tier = self.status = self.owner = self.stage = self.lost_reason = self.amount = None
         self.close_date = self.prev_owner = self.prev_stage = self.prev_amount = self.prev_close_date = None
         self.kind = self.direction = self.text = self.scheduled_at = self.done = None
         self.contact_id = self.change = self.decision_maker = self.title = None
-        self.has_activity = self.has_contact = False
 
 
 cdef Ev from_dict(dict ev):
@@ -791,13 +791,15 @@ cdef class Reader:
             crc = crc32_more(0, <const unsigned char *><const char *>self.source_utf8, len(self.source_utf8))
         crc = crc32_more(crc, <const unsigned char *>b":", 1)
         crc = crc32_more(crc, self.p + at + 1, size)
+        self.hashed = True
+        self.key_hash = crc
         return crc % count != index
 
     cdef Ev read(self, object line, str source, long share_count, long share_index):
         """The event on ``line`` when it is read here (see above), else None: ``elsewhere`` tells a line of a deal
         of another share (of ``share_count``), whose values are not made."""
         if type(line) is not bytes:
-            self.elsewhere = False
+            self.elsewhere = self.hashed = False
             return None
         return self.read_at(<const unsigned char *><const char *>(<bytes>line), len(<bytes>line), source,
                             share_count, share_index)
@@ -806,7 +808,7 @@ cdef class Reader:
                     long share_index):
         """``read`` of the line of ``size`` bytes at ``data`` (which must stay until the next line is read)."""
         cdef Ev e = self.event
-        self.elsewhere = False
+        self.elsewhere = self.hashed = False
         self.p = data
         self.n = size
         self.i = 0
@@ -814,9 +816,7 @@ cdef class Reader:
         self.present = 0
         if e is None:
             e = self.event = Ev.__new__(Ev)
-        else:
-            e.clear()
-        e.deal_id = _MISSING
+        e.has_activity = e.has_contact = False  # set while the line is walked
         self.ws()
         if not self.obj(0, e):
             return None
@@ -826,6 +826,9 @@ cdef class Reader:
         if share_count > 1 and self.elsewhere_of(source, share_count, share_index):
             self.elsewhere = True
             return None
+        # the values of the line before go only now: a line of another share's deal leaves them
+        e.clear_values()
+        e.deal_id = _MISSING
         if not self.make(e):
             return None
         # what as_change and check would refuse, or change, is left to them

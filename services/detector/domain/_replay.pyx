@@ -16,7 +16,11 @@ from libc.string cimport memchr, memcmp, memcpy, memmove
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.dict cimport PyDict_GetItem
 from cpython.mem cimport PyMem_Calloc, PyMem_Free
-from cpython.object cimport PyObject
+from cpython.object cimport PyObject, PyTypeObject
+
+cdef extern from *:
+    void __builtin_prefetch(const void *address) noexcept nogil
+
 
 cdef extern from "Python.h":
     bint PyUnicode_IS_ASCII(object)
@@ -219,6 +223,9 @@ cdef class Deal:
         return n
 
 
+cdef Py_ssize_t DEAL_BYTES = (<PyTypeObject *>Deal).tp_basicsize  # what ``Engine.hint`` asks for
+
+
 cdef bint remember(unsigned int *ring, int *count, int cap, unsigned int value) noexcept:
     """Add ``value`` to a bounded list of fingerprints (oldest dropped); False when it was there already."""
     cdef int i
@@ -256,6 +263,26 @@ cdef inline Trigger trigger(int kind, str identity, object at):
     tr.identity = identity
     tr.at = at
     return tr
+
+
+DEF RING = 3  # lines read and not yet applied, at most
+DEF AHEAD = 2  # lines read ahead of the one applied
+
+
+@cython.final
+cdef class Staged:
+    """A line read and not yet applied (``Engine.line``)."""
+    cdef Ev ev  # its event as the reader read it (the reader fills this one)
+    cdef object line  # or its bytes, when the reader left them to orjson
+    cdef long number
+    cdef char key_bytes[KEY_INLINE]  # its deal's key (UTF-8), when short ASCII
+    cdef Py_ssize_t size
+    cdef str text  # else the key
+    cdef bytes utf8  # and its UTF-8
+    cdef uint32_t hash
+
+    def __cinit__(self):
+        self.ev = Ev.__new__(Ev)
 
 
 cdef struct Slot:
@@ -304,7 +331,9 @@ cdef class Engine:
     cdef list deals
     cdef Slot *table
     cdef Py_ssize_t table_mask
-    cdef char key_buffer[KEY_INLINE]
+    cdef list ring  # the lines read and not yet applied (``Staged``), oldest first from ``ring_head``
+    cdef int ring_head
+    cdef int ring_count
     cdef long events
     cdef long duplicates
     cdef Reader reader
@@ -793,6 +822,8 @@ cdef class Engine:
         self.table_init(1024)
         self.events = self.duplicates = 0
         self.reader = Reader.__new__(Reader)
+        self.ring = [Staged() for _ in range(RING)]
+        self.ring_head = self.ring_count = 0
         self.report = report
         self.reject = reject
         self.source = source
@@ -826,6 +857,8 @@ cdef class Engine:
                 if progress is not None and number % 10_000 == 0:
                     progress(number)
                 self.line(line, NULL, 0, 0, number)
+        while self.ring_count:
+            self.settle_next()
         cdef Deal known
         if until is not None:
             for known in self.deals:
@@ -905,34 +938,105 @@ cdef class Engine:
     cdef int line(
         self, object line, const unsigned char *data, Py_ssize_t at, Py_ssize_t end, long number
     ) except -1:
-        """One line of the export: ``line``, or (None) bytes at..end of ``data``, which hold its newline."""
-        cdef Deal state
-        cdef Ev ev
+        """One line of the export: ``line``, or (None) bytes at..end of ``data``, which hold its newline. It is
+        read now and applied once ``AHEAD`` more lines are read (``settle``): meanwhile its deal's state is asked
+        for from memory (``hint``), which over many deals is most of the wait."""
+        cdef Staged staged = <Staged>self.ring[(self.ring_head + self.ring_count) % RING]
         cdef Reader reader = self.reader
+        cdef Ev ev
         cdef Py_ssize_t k
-        cdef const char *key
-        cdef Py_ssize_t size, source_size
-        cdef str text = None
-        cdef bytes utf8
-        cdef uint32_t hash
-        cdef double t
         if line is None:
             for k in range(at, end):  # a blank line (what bytes.strip() takes away, and nothing else)
                 if data[k] not in b" \t\n\r\x0b\x0c":
                     break
             else:
                 return 0
+            reader.event = staged.ev
             ev = reader.read_at(data + at, end - at, self.source, self.share_count, self.share_index)
             if ev is None and not reader.elsewhere:
                 line = PyBytes_FromStringAndSize(<const char *>data + at, end - at)
         else:
             if not line or (type(line) is not bytes or (<bytes>line)[0] in b" \t\n\r\x0b\x0c") and not line.strip():
                 return 0
+            reader.event = staged.ev
             ev = reader.read(line, self.source, self.share_count, self.share_index)
-        event = None
         if ev is None:
             if reader.elsewhere:
                 return 0
+            staged.line = line  # left to orjson and the reference's checks, when its turn comes
+        else:
+            staged.line = None
+            if not self.key_of(staged, ev.source, ev.deal_id, reader.key_hash if reader.hashed else 0, reader.hashed):
+                return 0  # another share's deal
+            __builtin_prefetch(&self.table[staged.hash & self.table_mask])
+        staged.number = number
+        self.ring_count += 1
+        if self.ring_count >= 2:
+            self.hint(<Staged>self.ring[(self.ring_head + self.ring_count - 2) % RING])
+        if self.ring_count > AHEAD:
+            self.settle_next()
+        return 0
+
+    cdef int settle_next(self) except -1:
+        """Apply the oldest line read and not yet applied."""
+        cdef Staged staged = <Staged>self.ring[self.ring_head]
+        self.ring_head = (self.ring_head + 1) % RING
+        self.ring_count -= 1
+        return self.settle(staged)
+
+    cdef bint key_of(self, Staged staged, object source, object deal_id, uint32_t hash, bint hashed) except -1:
+        """The deal's key into ``staged`` (its UTF-8 bytes, its CRC-32; ``hash`` when ``hashed``, made from the same
+        bytes by the reader); whether the deal is this share's."""
+        cdef Py_ssize_t source_size
+        cdef const char *key
+        # the key's UTF-8 bytes: put together here when both are short ASCII text, else from the key made
+        staged.text = None
+        if (
+            type(source) is str and type(deal_id) is str and PyUnicode_IS_ASCII(source) and PyUnicode_IS_ASCII(deal_id)
+            and len(<str>source) + 1 + len(<str>deal_id) <= KEY_INLINE
+        ):
+            source_size = len(<str>source)
+            staged.size = source_size + 1 + len(<str>deal_id)
+            memcpy(staged.key_bytes, PyUnicode_DATA(source), source_size)
+            staged.key_bytes[source_size] = 58  # :
+            memcpy(staged.key_bytes + source_size + 1, PyUnicode_DATA(deal_id), staged.size - source_size - 1)
+            key = staged.key_bytes
+        else:
+            staged.text = f"{source}:{deal_id}"
+            staged.utf8 = staged.text.encode("utf-8", "surrogatepass")
+            key = <const char *>staged.utf8
+            staged.size = len(staged.utf8)
+        staged.hash = hash if hashed else crc32_more(0, <const unsigned char *>key, staged.size)  # fingerprint(key)
+        return self.share_count == 1 or staged.hash % self.share_count == self.share_index
+
+    cdef void hint(self, Staged staged) noexcept:
+        """Ask for the state of the deal of a line read (its place in the table, asked for when it was read, is
+        likely here by now): nothing is decided here, only fetched."""
+        cdef Py_ssize_t i
+        cdef const char *deal
+        cdef Py_ssize_t offset
+        if staged.line is not None:
+            return
+        i = staged.hash & self.table_mask
+        while self.table[i].deal != NULL:
+            if self.table[i].hash == staged.hash:
+                deal = <const char *>self.table[i].deal
+                for offset in range(0, DEAL_BYTES, 64):
+                    __builtin_prefetch(deal + offset)
+                return
+            i = (i + 1) & self.table_mask
+
+    cdef int settle(self, Staged staged) except -1:
+        """Apply a line read (``line``)."""
+        cdef Deal state
+        cdef Ev ev = staged.ev
+        cdef long number = staged.number
+        cdef const char *key
+        cdef double t
+        event = None
+        if staged.line is not None:
+            line = staged.line
+            staged.line = None
             try:
                 try:
                     raw = _orjson_loads(line)
@@ -943,42 +1047,26 @@ cdef class Engine:
                 if self.share_index == 0:
                     self.reject(self.report, number, exc)
                 return 0
-            source, deal_id = event["source"], event["deal_id"]
+            if not self.key_of(staged, event["source"], event["deal_id"], 0, False):
+                return 0  # another share's deal
+        if staged.text is None:
+            key = staged.key_bytes
         else:
-            source, deal_id = ev.source, ev.deal_id
-        # the key's UTF-8 bytes: put together here when both are short ASCII text, else from the key made
-        if (
-            type(source) is str and type(deal_id) is str and PyUnicode_IS_ASCII(source) and PyUnicode_IS_ASCII(deal_id)
-            and len(<str>source) + 1 + len(<str>deal_id) <= KEY_INLINE
-        ):
-            source_size = len(<str>source)
-            size = source_size + 1 + len(<str>deal_id)
-            memcpy(self.key_buffer, PyUnicode_DATA(source), source_size)
-            self.key_buffer[source_size] = 58  # :
-            memcpy(self.key_buffer + source_size + 1, PyUnicode_DATA(deal_id), size - source_size - 1)
-            key = self.key_buffer
-        else:
-            text = f"{source}:{deal_id}"
-            utf8 = text.encode("utf-8", "surrogatepass")
-            key = <const char *>utf8
-            size = len(utf8)
-        hash = crc32_more(0, <const unsigned char *>key, size)  # fingerprint(key)
-        if self.share_count != 1 and hash % self.share_count != self.share_index:
-            return 0
+            key = <const char *>staged.utf8
         try:
             t = time_of_event(ev.occurred_at if event is None else event.get("occurred_at"))
         except (BadEvent, ValueError) as exc:
             self.reject(self.report, number, exc)
             return 0
-        known = self.find(key, size, hash, text)
+        known = self.find(key, staged.size, staged.hash, staged.text)
         if known is not None and (<Deal>known).due is not None:
             self.expire(<Deal>known, (<Deal>known).key, t)
         if known is None:
             state = Deal.__new__(Deal)
-            state.key = text if text is not None else PyUnicode_DecodeASCII(key, size, NULL)
-            state.key_size = size
-            if size <= KEY_INLINE:
-                memcpy(state.key_bytes, key, size)
+            state.key = staged.text if staged.text is not None else PyUnicode_DecodeASCII(key, staged.size, NULL)
+            state.key_size = staged.size
+            if staged.size <= KEY_INLINE:
+                memcpy(state.key_bytes, key, staged.size)
         else:
             state = known
         try:
@@ -994,7 +1082,7 @@ cdef class Engine:
             self.duplicates += 1
             return 0
         if known is None:
-            self.keep(state, hash)
+            self.keep(state, staged.hash)
         state.due = self.next_check(state)
         return 0
 
