@@ -265,8 +265,8 @@ cdef inline Trigger trigger(int kind, str identity, object at):
     return tr
 
 
-DEF RING = 3  # lines read and not yet applied, at most
-DEF AHEAD = 2  # lines read ahead of the one applied
+DEF RING = 4  # lines read and not yet applied, at most
+DEF AHEAD = 3  # lines read ahead of the one applied
 
 
 @cython.final
@@ -280,6 +280,7 @@ cdef class Staged:
     cdef str text  # else the key
     cdef bytes utf8  # and its UTF-8
     cdef uint32_t hash
+    cdef PyObject *deal  # the deal its key's hash found in the table when asked for (``Engine.hint``), or NULL
 
     def __cinit__(self):
         self.ev = Ev.__new__(Ev)
@@ -973,6 +974,8 @@ cdef class Engine:
         self.ring_count += 1
         if self.ring_count >= 2:
             self.hint(<Staged>self.ring[(self.ring_head + self.ring_count - 2) % RING])
+        if self.ring_count >= 3:
+            self.hint_more(<Staged>self.ring[(self.ring_head + self.ring_count - 3) % RING])
         if self.ring_count > AHEAD:
             self.settle_next()
         return 0
@@ -1015,16 +1018,32 @@ cdef class Engine:
         cdef Py_ssize_t i
         cdef const char *deal
         cdef Py_ssize_t offset
+        staged.deal = NULL
         if staged.line is not None:
             return
         i = staged.hash & self.table_mask
         while self.table[i].deal != NULL:
             if self.table[i].hash == staged.hash:
-                deal = <const char *>self.table[i].deal
+                staged.deal = self.table[i].deal
+                deal = <const char *>staged.deal
                 for offset in range(0, DEAL_BYTES, 64):
                     __builtin_prefetch(deal + offset)
                 return
             i = (i + 1) & self.table_mask
+
+    cdef void hint_more(self, Staged staged) noexcept:
+        """Then (the deal's state likely here by now) ask for the objects it holds that every event reads."""
+        cdef Deal deal
+        if staged.deal == NULL:
+            return
+        deal = <Deal>staged.deal
+        __builtin_prefetch(<PyObject *>deal.due)
+        __builtin_prefetch(<PyObject *>deal.created)
+        __builtin_prefetch(<PyObject *>deal.last_act)
+        __builtin_prefetch(<PyObject *>deal.memo_anchor)
+        __builtin_prefetch(<PyObject *>deal.episodes)
+        __builtin_prefetch(<PyObject *>deal.signals)
+        __builtin_prefetch(<PyObject *>deal.contacts)
 
     cdef int settle(self, Staged staged) except -1:
         """Apply a line read (``line``)."""
