@@ -597,10 +597,11 @@ cdef class Engine:
             kept = _native_rank(merged, self.signals_kept, _KEEP_HALF_LIFE, KEEP_PER_CAUSE)
         if kept is NotImplemented:
             kept = rank_for_keeping(merged, self.signals_kept)
+        # a kept signal as a tuple (the reference keeps a list): one object, read in one place
         state.signals = [
             s
-            if type(s) is list
-            else [
+            if type(s) is tuple
+            else (
                 s.cause,
                 self.round2(s.weight),
                 int(s.at),
@@ -608,7 +609,7 @@ cdef class Engine:
                 s.excerpt[:EXCERPT_KEPT],
                 s.side,
                 None if s.signal == _TEXT_NAMES.get(s.cause) else s.signal,
-            ]
+            )
             for s in kept
         ]
         return True
@@ -707,7 +708,7 @@ cdef class Engine:
     cdef void revise(self, Deal state, list just_opened) except *:
         cdef Episode ep
         cdef double newest, lo, hi
-        cdef list s
+        cdef tuple s
         if not state.signals:
             return
         newest = max([s[2] for s in state.signals])
