@@ -38,10 +38,9 @@ from services.detector.domain._lines cimport (
 from services.detector.domain.causes._verdict cimport Verdicts
 from services.detector.domain.causes import rank_for_keeping, default_rules
 from services.detector.domain.causes.classify import _KEEP_HALF_LIFE, KEEP_PER_CAUSE, _rank as _native_rank
-from services.detector.domain.causes.model import CAUSES
 from services.detector.domain.event import BadEvent, check as _check, loads as _loads
 from services.detector.domain.fold import LEFT_CHANGES, _clip
-from services.detector.domain.rules import EXCERPT_KEPT, _round2
+from services.detector.domain.rules import _round2
 from services.detector.domain.state import MAX_CLOSES, MAX_CONTACTS, MAX_FIRED, MAX_OUTBOUND, MAX_SEEN
 
 DEF SEEN_CAP = 17
@@ -51,7 +50,6 @@ DEF OUTS_CAP = 9
 
 cdef object _orjson_loads = orjson.loads
 cdef object _JSONDecodeError = orjson.JSONDecodeError
-cdef dict _TEXT_NAMES = {cause: f"text:{cause}" for cause in CAUSES}
 cdef frozenset _LEFT = frozenset(LEFT_CHANGES)
 cdef object _NOTHING = object()
 cdef double NEG_INF = float("-inf")
@@ -301,7 +299,6 @@ cdef class Engine:
     cdef object kind_factor
     cdef object direction_factor
     cdef object prepare
-    cdef object signal_type
     cdef Verdicts verdicts
     cdef Calendar calendar
     cdef dict thresholds
@@ -345,7 +342,6 @@ cdef class Engine:
     cdef long share_count
 
     def __init__(self, detector):
-        from services.detector.domain.causes.model import Signal
         from services.detector.domain.causes.text import _prepare
 
         cfg = self.cfg = detector.cfg
@@ -355,7 +351,6 @@ cdef class Engine:
         self.kind_factor = getattr(self.lexicon, "_kind_factor", None)
         self.direction_factor = getattr(self.lexicon, "_direction_factor", None)
         self.prepare = _prepare
-        self.signal_type = Signal
         self.verdicts = Verdicts(default_rules())
         self.calendar = calendar_of(cfg.calendar)
         self.thresholds = {}
@@ -597,19 +592,12 @@ cdef class Engine:
             kept = _native_rank(merged, self.signals_kept, _KEEP_HALF_LIFE, KEEP_PER_CAUSE)
         if kept is NotImplemented:
             kept = rank_for_keeping(merged, self.signals_kept)
-        # a kept signal as a tuple (the reference keeps a list): one object, read in one place
+        # a kept signal as a tuple (the reference keeps a list): one object, read in one place. Its excerpt and
+        # signal's name are not kept: they are evidence, which only a message shows, and decide nothing
         state.signals = [
             s
             if type(s) is tuple
-            else (
-                s.cause,
-                self.round2(s.weight),
-                int(s.at),
-                s.event_id,
-                s.excerpt[:EXCERPT_KEPT],
-                s.side,
-                None if s.signal == _TEXT_NAMES.get(s.cause) else s.signal,
-            )
+            else (s[0], self.round2(s[1]), int(s[2]), s[3], None, s[5], None)
             for s in kept
         ]
         return True
@@ -630,10 +618,9 @@ cdef class Engine:
         return value
 
     cdef list extract_one(self, str text, str eid, double t, str direction, str kind):
-        if self.extract is not None:
+        if self.extract is not None:  # each signal as a list of its fields, with no excerpt (nothing here shows one)
             return self.extract(
-                text, eid, t, direction, kind, self.prepare, self.signal_type, self.kind_factor,
-                self.direction_factor,
+                text, eid, t, direction, kind, self.prepare, None, self.kind_factor, self.direction_factor,
             )
         return self.lexicon.extract(text, event_id=eid, at=t, direction=direction, kind=kind)
 

@@ -155,6 +155,29 @@ def test_the_compiled_extraction_gives_the_python_signals(
         assert all(type(s) is Signal for s in got)
 
 
+@settings(max_examples=500, deadline=None)
+@given(
+    st.one_of(mixed_texts, long_texts, st.text(PREPARE_ALPHABET, max_size=30)),
+    st.sampled_from(["inbound", "outbound", "internal"]),
+    st.sampled_from(["note", "email", "lost_reason"]),
+)
+def test_the_bare_extraction_gives_each_signal_without_its_evidence(
+    lexicon: Lexicon, sample: str, direction: str, kind: str
+) -> None:
+    """With no Signal type (the replay's engine), each signal is a list of the same fields, its excerpt and its
+    name left out: cause, weight, time, event id, side are the Signal's own, in its order."""
+    from services.detector.domain.causes.text import _prepare
+
+    native = lexicon._native
+    assert native is not None
+    factors = (lexicon._kind_factor, lexicon._direction_factor)
+    for variant in (sample, f"<p>{sample}</p> &amp;"):
+        whole = native.extract(variant, "e-1", 2.5, direction, kind, _prepare, Signal, *factors)
+        bare = native.extract(variant, "e-1", 2.5, direction, kind, _prepare, None, *factors)
+        assert all(type(s) is list for s in bare)
+        assert bare == [[s.cause, s.weight, s.at, s.event_id, None, s.side, None] for s in whole]
+
+
 def test_the_lexicon_extracts_the_same_with_either(lexicon: Lexicon, slow: Lexicon) -> None:
     """Every listed phrase in its frames, and the phrases run together, give the same signals either way."""
     assert lexicon._native is not None and slow._native is None

@@ -942,7 +942,9 @@ static PyObject *excerpt_of(PyObject *shown, Py_ssize_t start, Py_ssize_t end, P
 
 /* extract(text, event_id, at, direction, kind, prepare, signal, kind_factor, direction_factor): ``Lexicon.extract``
  * whole. ``prepare``: the Python preparation, for a text ``prepare_stable`` declines; ``signal``: the Signal type,
- * made without running its Python constructor. */
+ * made without running its Python constructor, or None for each signal's fields as a list with no excerpt and no
+ * signal name ([cause, weight, at, event_id, None, side, None]: what the replay's engine keeps and decides on,
+ * without finding the sentence of each match). */
 static PyObject *prepare_stable(PyObject *module, PyObject *text);
 
 static PyObject *Extractor_extract(Extractor *x, PyObject *const *args, Py_ssize_t nargs) {
@@ -956,7 +958,8 @@ static PyObject *Extractor_extract(Extractor *x, PyObject *const *args, Py_ssize
         PyErr_SetString(PyExc_TypeError, "text must be a str");
         return NULL;
     }
-    if (!PyType_Check(signal) || !PyType_IsSubtype((PyTypeObject *)signal, &PyTuple_Type) ||
+    int bare = signal == Py_None;
+    if ((!bare && (!PyType_Check(signal) || !PyType_IsSubtype((PyTypeObject *)signal, &PyTuple_Type))) ||
         !PyDict_Check(kind_factor) || !PyDict_Check(direction_factor)) {
         PyErr_SetString(PyExc_TypeError, "signal must be a tuple type and the factors dicts");
         return NULL;
@@ -1006,6 +1009,30 @@ static PyObject *Extractor_extract(Extractor *x, PyObject *const *args, Py_ssize
                 as_double(py_sum(x, w.grouped, w.first[c], w.first[c + 1], 1), &customer) < 0)
                 goto fail;
             if (ours != customer) side = PyTuple_GET_ITEM(x->sides, ours > customer ? 0 : 1);
+        }
+        if (bare) {
+            PyObject *fields = PyList_New(7), *weight = PyFloat_FromDouble(w.weight[c]);
+            if (!fields || !weight) {
+                Py_XDECREF(fields);
+                Py_XDECREF(weight);
+                goto fail;
+            }
+            PyObject *cause = PyList_GET_ITEM(x->causes, w.cause[c]);
+            Py_INCREF(cause);
+            Py_INCREF(at);
+            Py_INCREF(event_id);
+            Py_INCREF(Py_None);
+            Py_INCREF(side);
+            Py_INCREF(Py_None);
+            PyList_SET_ITEM(fields, 0, cause);
+            PyList_SET_ITEM(fields, 1, weight);
+            PyList_SET_ITEM(fields, 2, at);
+            PyList_SET_ITEM(fields, 3, event_id);
+            PyList_SET_ITEM(fields, 4, Py_None);
+            PyList_SET_ITEM(fields, 5, side);
+            PyList_SET_ITEM(fields, 6, Py_None);
+            PyList_SET_ITEM(out, k, fields);
+            continue;
         }
         const Lang *lang = &x->langs[top->lang];
         Spans *sentences = &w.spans[2 * top->lang + 1];
