@@ -642,7 +642,45 @@ def print_state_breakdown(values: list[bytes]) -> None:
     )
 
 
+def in_child(run: Callable[[], Any]) -> tuple[Any, float]:
+    """``run()`` in a process forked from this one, and how long it took there (the fork not counted)."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    receive, send = context.Pipe(duplex=False)
+
+    def child() -> None:
+        try:
+            began = time.perf_counter()
+            value = run()
+            send.send(("ok", (value, time.perf_counter() - began)))
+        except BaseException as exc:  # sent to the parent, which raises it
+            send.send(("error", f"{type(exc).__name__}: {exc}"))
+
+    process = context.Process(target=child)  # not a daemon: a replay there forks its own workers
+    process.start()
+    send.close()
+    try:
+        outcome, value = receive.recv()
+    except EOFError:
+        process.join()
+        raise RuntimeError(
+            f"the measuring process ended without a result (exit {process.exitcode})"
+        ) from None
+    finally:
+        process.join()
+        receive.close()
+    if outcome != "ok":
+        raise RuntimeError(value)
+    return value  # type: ignore[no-any-return]
+
+
 def replay_figures(sizes: dict[str, int], workdir: Path) -> None:
+    """The replay against parsing the same export. Each replay is measured as `dealwatch replay` runs it: in a
+    process that has done nothing else (forked from this one, which has only built the detector and warmed it up
+    on 2,000 lines). A process that generated the export, or replayed another one before, hands its forked
+    workers a heap whose pages they copy as they write to them: in this run's process that made the same replay
+    about a fifth slower (see docs/figures-history.md, 2026-12-02)."""
     from services.detector.domain.event import loads
     from services.detector.replay import replay
     from services.detector.replay_parallel import replay_file, usable_cores
@@ -650,9 +688,14 @@ def replay_figures(sizes: dict[str, int], workdir: Path) -> None:
     n = sizes["replay_events"]
     now = time.time()
     path = workdir / "history.jsonl"
-    with path.open("w", encoding="utf-8") as f:
-        for line in generic_lines(n, now=now):
-            f.write(line + "\n")
+
+    def write_export() -> int:  # in a process of its own: this one's heap stays as a fresh process's
+        with path.open("w", encoding="utf-8") as f:
+            for line in generic_lines(n, now=now):
+                f.write(line + "\n")
+        return n
+
+    in_child(write_export)
     path.read_bytes()  # in the page cache for both sides
     detector = build_detector()
     jobs = usable_cores()
@@ -688,22 +731,17 @@ def replay_figures(sizes: dict[str, int], workdir: Path) -> None:
         "rb"
     ) as f:  # the Python reference (what makes --out's messages), on the first 30,000 lines
         reference_lines = [line for _, line in zip(range(30_000), f, strict=False)]
-    t = time.perf_counter()
-    reference = replay(reference_lines, detector, until=now, native=False).events
-    reference_s = time.perf_counter() - t
+    reference, reference_s = in_child(
+        lambda: replay(reference_lines, detector, until=now, native=False).events
+    )
 
     # a pass takes a fraction of a second: the fastest of three, so that noise cannot flatter the ratio
     parse_s = float("inf")
     for _ in range(3):
-        t = time.perf_counter()
-        parsed = parse()
-        parse_s = min(parse_s, time.perf_counter() - t)
-    t = time.perf_counter()
-    alone = run_replay(1, head_path)
-    alone_s = time.perf_counter() - t
-    t = time.perf_counter()
-    replayed = run_replay(jobs)
-    replay_s = time.perf_counter() - t
+        parsed, seconds = in_child(parse)
+        parse_s = min(parse_s, seconds)
+    alone, alone_s = in_child(lambda: run_replay(1, head_path))
+    replayed, replay_s = in_child(lambda: run_replay(jobs))
     emit("replay_events", n)
     emit("replay_processes", jobs)
     emit("replay_events_per_s", replayed / replay_s)
@@ -718,7 +756,8 @@ def replay_figures(sizes: dict[str, int], workdir: Path) -> None:
         "replay_over_json_parse: events/s of the replay (as `dealwatch replay` runs it by default: one process "
         f"a usable core, {jobs} here, each replaying a share of the deals) over events/s of parsing each line "
         "in one process with orjson (services.detector.domain.event.loads, as the detector reads events; the "
-        "replay's compiled engine reads the lines itself) "
+        "replay's compiled engine reads the lines itself), each measured in a process forked for it from one "
+        "that has only built the detector "
         f"({replay_s:.1f}s vs {parse_s:.2f}s, the fastest of three parses; in one process {alone_s:.1f}s for the "
         f"first {alone:,} events; the Python reference {reference_s:.1f}s for the first {reference:,})"
     )
@@ -878,7 +917,13 @@ def main() -> None:
 
         def replay_section() -> None:
             report_load("replay")
-            replay_figures(sizes, workdir)
+            if only == {"replay"}:
+                replay_figures(sizes, workdir)
+            else:  # in a process of its own, as `dealwatch replay` runs (not after the sections before it)
+                overrides = [
+                    f"--set={name}={value}" for name, value in sizes.items() if name.startswith("replay")
+                ]
+                run_script("detector_bench.py", ["--only=replay", *overrides])
 
         large, small = size_suffix(sizes["quiet_large"]), size_suffix(sizes["quiet_small"])
         section("quiet", [f"quiet_check_{large}_over_{small}", f"quiet_check_core_share_{large}"], quiet)
