@@ -861,6 +861,7 @@ def main() -> None:
         help="also cProfile the real detector worker (last stream round)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the work directory (worker logs)")
+    parser.add_argument("--section-of-run", action="store_true", help=argparse.SUPPRESS)  # a run's section
     parser.add_argument(
         "--set", action="append", default=[], help="override a size: name=value (development)"
     )
@@ -875,9 +876,12 @@ def main() -> None:
     # stopped from outside: unwind, so that the broker and the worker processes are stopped too
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     started = time.perf_counter()
-    note(f"dealwatch detector benchmark, {'quick' if args.quick else 'full'} sizes, {os.cpu_count()} cores")
-    note("load average at start: " + Path("/proc/loadavg").read_text().split(" (")[0].strip())
-    emit("mode", "quick" if args.quick else "full")
+    if not args.section_of_run:
+        note(
+            f"dealwatch detector benchmark, {'quick' if args.quick else 'full'} sizes, {os.cpu_count()} cores"
+        )
+        note("load average at start: " + Path("/proc/loadavg").read_text().split(" (")[0].strip())
+        emit("mode", "quick" if args.quick else "full")
     workdir = Path(tempfile.mkdtemp(prefix="dealwatch-bench-"))
     broker: Broker | None = None
     failed: list[str] = []
@@ -925,7 +929,7 @@ def main() -> None:
                 overrides = [
                     f"--set={name}={value}" for name, value in sizes.items() if name.startswith("replay")
                 ]
-                run_script("detector_bench.py", ["--only=replay", *overrides])
+                run_script("detector_bench.py", ["--only=replay", "--section-of-run", *overrides])
 
         large, small = size_suffix(sizes["quiet_large"]), size_suffix(sizes["quiet_small"])
         section("quiet", [f"quiet_check_{large}_over_{small}", f"quiet_check_core_share_{large}"], quiet)
@@ -941,8 +945,9 @@ def main() -> None:
             note(f"work directory kept (worker logs): {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
-    note("load average at end: " + Path("/proc/loadavg").read_text().split(" (")[0].strip())
-    note(f"total {time.perf_counter() - started:.0f}s")
+    if not args.section_of_run:
+        note("load average at end: " + Path("/proc/loadavg").read_text().split(" (")[0].strip())
+        note(f"total {time.perf_counter() - started:.0f}s")
     if failed:
         sys.exit(1)
 
