@@ -662,16 +662,13 @@ def in_child(run: Callable[[], Any]) -> tuple[Any, float]:
     send.close()
     try:
         outcome, value = receive.recv()
-    except EOFError:
-        process.join()
-        raise RuntimeError(
-            f"the measuring process ended without a result (exit {process.exitcode})"
-        ) from None
+    except EOFError:  # it died before it could say
+        outcome, value = "error", None
     finally:
         process.join()
         receive.close()
     if outcome != "ok":
-        raise RuntimeError(value)
+        raise RuntimeError(value or f"the measuring process ended without a result (exit {process.exitcode})")
     return value  # type: ignore[no-any-return]
 
 
@@ -922,8 +919,8 @@ def main() -> None:
             quiet_figures(sizes)
 
         def replay_section() -> None:
-            report_load("replay")
             if only == {"replay"}:
+                report_load("replay")
                 replay_figures(sizes, workdir)
             else:  # in a process of its own, as `dealwatch replay` runs (not after the sections before it)
                 overrides = [

@@ -955,7 +955,7 @@ cdef class Engine:
             staged.line = line  # left to orjson and the reference's checks, when its turn comes
         else:
             staged.line = None
-            if not self.key_of(staged, ev.source, ev.deal_id, reader.key_hash if reader.hashed else 0, reader.hashed):
+            if not self.key_of(staged, ev.source, ev.deal_id, reader.key_hash, reader.hashed):
                 return 0  # another share's deal
             __builtin_prefetch(&self.table[staged.hash & self.table_mask])
         staged.number = number
