@@ -13,6 +13,7 @@ broker, no database.
 
 from __future__ import annotations
 
+import bisect
 import gc
 import zlib
 from collections import Counter
@@ -208,6 +209,7 @@ def replay_share(
     by_deal: bool = False,
     native: bool | None = None,
     exiting: bool = False,
+    window: int | None = None,
 ) -> ReplayReport:
     """Replay the deals of ``share`` found in ``lines``; ``by_deal`` keeps what opened for each deal in the
     report (``fired``). ``exiting``: this process ends once the report is sent (a forked share's worker), so
@@ -216,7 +218,9 @@ def replay_share(
 
     Without ``emit``, the compiled engine (``domain/_replay.pyx``) makes the same report where it is built, about
     ten times faster, for a ``Detector`` (not a subclass or a stand-in, whose rules may differ); ``native`` False
-    asks for the Python reference, True requires the engine. Messages are made by the reference.
+    asks for the Python reference, True requires the engine. Messages are made by the reference. Lines given in
+    pieces (``ExportLines``) are replayed a deal at a time, ``window`` bytes of the share's lines at a time
+    (``_replay.WINDOW`` unless given; the same report).
     """
     report = ReplayReport(fired={} if by_deal else None)
     if native is None:  # the engine is the rules of ``Detector`` itself: not of a subclass, nor a stand-in
@@ -235,6 +239,7 @@ def replay_share(
             share_count=share.count,
             reject=_reject,
             keep=exiting,
+            **({} if window is None else {"window": window}),
         )
         if exiting:
             _LEFT_FOR_EXIT.append(engine)
@@ -323,6 +328,11 @@ def replay_share(
 def _reject(report: ReplayReport, number: int, exc: Exception) -> None:
     reason = str(exc).split(":")[0][:80] or type(exc).__name__
     report.rejected[reason] += 1
-    if len(report.first_rejections) < MAX_EXAMPLES:
-        report.first_rejections.append(f"line {number}: {str(exc)[:160]}")
-        report.first_rejected_lines.append(number)
+    # the first lines refused, by number, in whatever order they are refused (the compiled engine refuses lines a
+    # deal at a time)
+    lines = report.first_rejected_lines
+    if len(lines) < MAX_EXAMPLES or number < lines[-1]:
+        at = bisect.bisect(lines, number)
+        lines.insert(at, number)
+        report.first_rejections.insert(at, f"line {number}: {str(exc)[:160]}")
+        del lines[MAX_EXAMPLES:], report.first_rejections[MAX_EXAMPLES:]

@@ -68,6 +68,7 @@ cdef class Reader:
     cdef int field(self, int which, int slot, Ev e) except -1
     cdef int make(self, Ev e) except -1
     cdef bint elsewhere_of(self, str source, long count, long index)
+    cdef int key_at(self, const unsigned char *data, Py_ssize_t size, str source, Ev scratch) except -1
     cdef Ev read(self, object line, str source, long share_count, long share_index)
     cdef Ev read_at(self, const unsigned char *data, Py_ssize_t size, str source, long share_count,
                     long share_index)

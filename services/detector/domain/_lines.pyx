@@ -795,6 +795,26 @@ cdef class Reader:
         self.key_hash = crc
         return crc % count != index
 
+    cdef int key_at(self, const unsigned char *data, Py_ssize_t size, str source, Ev scratch) except -1:
+        """Walk the line of ``size`` bytes at ``data`` as ``read_at`` does, making no value: True when its bytes
+        tell the CRC-32 of its deal's key (``key_hash``, as ``elsewhere_of`` makes it); False when they do not
+        (the event made, or orjson, tells). ``scratch`` is walked into (what the walk marks)."""
+        self.elsewhere = self.hashed = False
+        self.p = data
+        self.n = size
+        self.i = 0
+        self.depth = 0
+        self.present = 0
+        scratch.has_activity = scratch.has_contact = False
+        self.ws()
+        if not self.obj(0, scratch):
+            return False
+        self.ws()
+        if self.i != self.n:
+            return False
+        self.elsewhere_of(source, 1, 0)
+        return self.hashed
+
     cdef Ev read(self, object line, str source, long share_count, long share_index):
         """The event on ``line`` when it is read here (see above), else None: ``elsewhere`` tells a line of a deal
         of another share (of ``share_count``), whose values are not made."""

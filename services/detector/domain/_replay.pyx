@@ -12,11 +12,14 @@ decision power) call the reference's own functions, so they cannot differ.
 
 cimport cython
 from libc.stdint cimport uint32_t
-from libc.string cimport memchr, memcmp, memcpy, memmove
+from libc.string cimport memchr, memcmp, memcpy, memmove, memset
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.dict cimport PyDict_GetItem
-from cpython.mem cimport PyMem_Calloc, PyMem_Free
+from cpython.mem cimport PyMem_Calloc, PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.object cimport PyObject, PyTypeObject
+from posix.mman cimport (
+    MADV_HUGEPAGE, MAP_ANONYMOUS, MAP_FAILED, MAP_NORESERVE, MAP_PRIVATE, PROT_READ, PROT_WRITE, madvise, mmap, munmap,
+)
 
 cdef extern from *:
     void __builtin_prefetch(const void *address) noexcept nogil
@@ -47,6 +50,9 @@ DEF SEEN_CAP = 17
 DEF KEY_INLINE = 48  # bytes of a deal's key kept in its state (a longer one is compared as text)
 DEF CLOSES_CAP = 9
 DEF OUTS_CAP = 9
+
+WINDOW = 512 << 20
+"""Bytes of an export's lines (of one share) replayed a deal at a time, at most (``Engine.flush``)."""
 
 cdef object _orjson_loads = orjson.loads
 cdef object _JSONDecodeError = orjson.JSONDecodeError
@@ -289,6 +295,62 @@ cdef struct Slot:
     PyObject *deal  # NULL: empty; else a Deal that ``Engine.deals`` holds
 
 
+cdef struct Entry:
+    uint32_t hash  # the CRC-32 of the line's deal's key
+    Py_ssize_t at  # where the line starts among the lines kept (``Engine.gather``), and its size (with its newline)
+    Py_ssize_t size
+    long number  # its number in the export
+
+
+cdef int sort_by_hash(Entry *entries, Py_ssize_t n) except -1:
+    """Sort ``entries`` by ``hash``, keeping the order of equal ones (a radix sort of two 16-bit digits, or for a
+    few an insertion sort)."""
+    cdef Entry *spare
+    cdef Entry *src
+    cdef Entry *dst
+    cdef Entry *swap
+    cdef Py_ssize_t *count
+    cdef Py_ssize_t k, total, c
+    cdef int shift, d
+    cdef Entry moved
+    if n < 64:  # a few (an insertion sort)
+        for k in range(1, n):
+            moved = entries[k]
+            c = k
+            while c > 0 and entries[c - 1].hash > moved.hash:
+                entries[c] = entries[c - 1]
+                c -= 1
+            entries[c] = moved
+        return 0
+    spare = <Entry *>PyMem_Malloc(n * sizeof(Entry))
+    count = <Py_ssize_t *>PyMem_Malloc(65536 * sizeof(Py_ssize_t))
+    if spare == NULL or count == NULL:
+        PyMem_Free(spare)
+        PyMem_Free(count)
+        raise MemoryError()
+    src, dst = entries, spare
+    for shift in (0, 16):
+        memset(count, 0, 65536 * sizeof(Py_ssize_t))
+        for k in range(n):
+            count[(src[k].hash >> shift) & 0xFFFF] += 1
+        total = 0
+        for d in range(65536):
+            c = count[d]
+            count[d] = total
+            total += c
+        for k in range(n):
+            d = (src[k].hash >> shift) & 0xFFFF
+            dst[count[d]] = src[k]
+            count[d] += 1
+        swap = src
+        src = dst
+        dst = swap
+    # two passes: the sorted entries are back in ``entries``
+    PyMem_Free(spare)
+    PyMem_Free(count)
+    return 0
+
+
 @cython.final
 cdef class Engine:
     """One ``Detector``'s rules, compiled; ``replay`` runs them over an export's lines."""
@@ -330,6 +392,15 @@ cdef class Engine:
     cdef Slot *table
     cdef Py_ssize_t table_mask
     cdef list ring  # the lines read and not yet applied (``Staged``), oldest first from ``ring_head``
+    cdef Staged spare  # where ``key_in`` makes a key
+    # the lines of this share kept for the window (``gather``): their bytes, and where each is
+    cdef unsigned char *kept
+    cdef Py_ssize_t kept_size
+    cdef Py_ssize_t kept_used
+    cdef Entry *entries
+    cdef Py_ssize_t entries_size
+    cdef Py_ssize_t kept_count
+    cdef long kept_first  # the last line read before the window's first
     cdef int ring_head
     cdef int ring_count
     cdef long events
@@ -785,7 +856,9 @@ cdef class Engine:
 
     # ------------------------------------------------------------------ the replay
 
-    def replay(self, lines, report, *, until, source, progress, share_index, share_count, reject, keep=False):
+    def replay(
+        self, lines, report, *, until, source, progress, share_index, share_count, reject, keep=False, window=WINDOW
+    ):
         """``replay.replay_share`` without messages: fills ``report``; ``reject(report, number, exc)`` records a
         refused line as the reference does. ``keep`` leaves the deals' state to the engine (freed with it or by
         the next replay) instead of freeing it before returning."""
@@ -794,24 +867,24 @@ cdef class Engine:
         collecting = gc.isenabled()
         gc.disable()
         try:
-            return self.run(lines, report, until, source, progress, share_index, share_count, reject, keep)
+            return self.run(lines, report, until, source, progress, share_index, share_count, reject, keep, window)
         finally:
             if collecting:
                 gc.enable()
 
     cdef object run(
-        self, lines, report, until, str source, progress, long share_index, long share_count, reject, bint keep
+        self, lines, report, until, str source, progress, long share_index, long share_count, reject, bint keep,
+        Py_ssize_t window,
     ):
         cdef long number = 0
         cdef const unsigned char[::1] block
-        cdef const unsigned char *data
-        cdef const unsigned char *newline
-        cdef Py_ssize_t size, at, end
+        cdef Py_ssize_t size
         self.deals = []
         self.table_init(1024)
         self.events = self.duplicates = 0
         self.reader = Reader.__new__(Reader)
         self.ring = [Staged() for _ in range(RING)]
+        self.spare = Staged()
         self.ring_head = self.ring_count = 0
         self.report = report
         self.reject = reject
@@ -822,30 +895,25 @@ cdef class Engine:
         self.fired_by_deal = report.fired if self.by_deal else None
         blocks = getattr(lines, "blocks", None)
         if blocks is not None:
-            # pieces of the export that end where a line does (each good until the next is asked for): each line
-            # is read where it lies
-            for piece in blocks():
-                block = piece
-                size = block.shape[0]
-                if size == 0:
-                    continue
-                data = &block[0]
-                at = 0
-                while at < size:
-                    newline = <const unsigned char *>memchr(data + at, 10, size - at)
-                    end = size if newline == NULL else newline - data + 1
-                    number += 1
-                    if progress is not None and number % 10_000 == 0:
-                        progress(number)
-                    self.line(None, data, at, end, number)
-                    at = end
-                block = None  # the piece let go of before the next is read
+            # pieces of the export that end where a line does (each good until the next is asked for): this
+            # share's lines are kept, and replayed a deal at a time (``gather``, ``flush``)
+            self.kept_init(window)
+            try:
+                for piece in blocks():
+                    block = piece
+                    size = block.shape[0]
+                    if size:
+                        number = self.gather(&block[0], size, number, progress)
+                    block = None  # the piece let go of before the next is read
+                self.flush(number, progress)
+            finally:
+                self.kept_free()
         else:
             for line in lines:
                 number += 1
                 if progress is not None and number % 10_000 == 0:
                     progress(number)
-                self.line(line, NULL, 0, 0, number)
+                self.line(line, NULL, 0, 0, number, 0)
         while self.ring_count:
             self.settle_next()
         cdef Deal known
@@ -874,6 +942,137 @@ cdef class Engine:
 
     def __dealloc__(self):
         PyMem_Free(self.table)
+        self.kept_free()
+
+    cdef int kept_init(self, Py_ssize_t window) except -1:
+        """Room for ``window`` bytes of lines kept (``gather``), mapped on demand, in huge pages where the system
+        gives them (a window's lines are read in the order of their deals: one page table entry covers 512 times
+        as many of them)."""
+        self.kept_size = max(window, 1)
+        self.kept = <unsigned char *>mmap(
+            NULL, self.kept_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0
+        )
+        if self.kept == <unsigned char *>MAP_FAILED:
+            self.kept = NULL
+            raise MemoryError(f"cannot map {self.kept_size} bytes for the replay's window")
+        madvise(self.kept, self.kept_size, MADV_HUGEPAGE)  # a hint: refused where huge pages are off
+        self.kept_used = self.kept_count = self.kept_first = 0
+        return 0
+
+    cdef void kept_free(self) noexcept:
+        if self.kept != NULL:
+            munmap(self.kept, self.kept_size)
+            self.kept = NULL
+        PyMem_Free(self.entries)
+        self.entries = NULL
+        self.entries_size = self.kept_count = 0
+
+    cdef long gather(self, const unsigned char *data, Py_ssize_t size, long number, progress) except -1:
+        """The lines of a piece of the export (``size`` bytes at ``data``, ending where a line does): each of this
+        share's is kept with its deal's key's hash, to be replayed a deal at a time once the window is full
+        (``flush``). Returns the number of the piece's last line."""
+        cdef Py_ssize_t at = 0, end, k, length
+        cdef const unsigned char *newline
+        cdef uint32_t hash
+        cdef Entry *grown
+        cdef Ev scratch = self.spare.ev
+        while at < size:
+            newline = <const unsigned char *>memchr(data + at, 10, size - at)
+            end = size if newline == NULL else newline - data + 1
+            length = end - at
+            number += 1
+            k = at
+            while k < end and data[k] in b" \t\n\r\x0b\x0c":  # a blank line (what bytes.strip() takes away)
+                k += 1
+            if (
+                k < end and self.key_in(data + at, length, number, scratch, &hash)
+                and (self.share_count == 1 or hash % self.share_count == self.share_index)
+            ):
+                if self.kept_used + length > self.kept_size:
+                    self.flush(number - 1, progress)
+                if length > self.kept_size:  # a line longer than a window: replayed as it is
+                    self.line(None, data, at, end, number, hash)
+                    while self.ring_count:
+                        self.settle_next()
+                    self.kept_first = number
+                else:
+                    if self.kept_count == self.entries_size:
+                        self.entries_size = 2 * self.entries_size if self.entries_size else 65536
+                        grown = <Entry *>PyMem_Realloc(self.entries, self.entries_size * sizeof(Entry))
+                        if grown == NULL:
+                            raise MemoryError()
+                        self.entries = grown
+                    memcpy(self.kept + self.kept_used, data + at, length)
+                    self.entries[self.kept_count].hash = hash
+                    self.entries[self.kept_count].at = self.kept_used
+                    self.entries[self.kept_count].size = length
+                    self.entries[self.kept_count].number = number
+                    self.kept_count += 1
+                    self.kept_used += length
+            at = end
+        return number
+
+    cdef int flush(self, long number, progress) except -1:
+        """Replay the lines kept, a deal at a time: in the order of their deal's key's hash, each deal's in the
+        export's order. A deal's replay reads only its own events (its time is its own), so this is the replay in
+        the export's order; but each deal's state stays at hand while its events are applied, instead of being
+        fetched from memory again for each (over many deals, most of a replay's time). ``number``: the last line
+        read; the lines read so far are shown as a share of the window's while it is replayed."""
+        cdef Entry *entries = self.entries
+        cdef Entry *entry
+        cdef Py_ssize_t n = self.kept_count, k, offset
+        cdef long first = self.kept_first, lines = number - self.kept_first
+        sort_by_hash(entries, n)
+        for k in range(n):
+            if k + 8 < n:  # the line applied eight lines on, asked for from memory now
+                entry = &entries[k + 8]
+                for offset in range(0, min(entry.size, 256), 64):
+                    __builtin_prefetch(self.kept + entry.at + offset)
+            if progress is not None and k % 10_000 == 0 and k:
+                progress(first + lines * k // n)
+            entry = &entries[k]
+            self.line(None, self.kept, entry.at, entry.at + entry.size, entry.number, entry.hash)
+        while self.ring_count:  # applied before the window is filled again
+            self.settle_next()
+        self.kept_used = self.kept_count = 0
+        self.kept_first = number
+        if progress is not None and lines > 0:
+            progress(number)
+        return 0
+
+    cdef bint key_in(
+        self, const unsigned char *data, Py_ssize_t size, long number, Ev scratch, uint32_t *hash
+    ) except -1:
+        """The hash of the key of the deal of a line (not blank) into ``hash``, as ``key_of`` makes it: from its
+        bytes when they tell, else from its event as ``line`` and ``settle`` read it (made here, or by orjson).
+        False for a line refused there (as ``settle`` refuses it, by the first share only)."""
+        cdef Reader reader = self.reader
+        cdef Staged staged
+        cdef Ev ev
+        if reader.key_at(data, size, self.source, scratch):
+            hash[0] = reader.key_hash
+            return True
+        staged = self.spare
+        reader.event = scratch
+        ev = reader.read_at(data, size, self.source, 1, 0)
+        if ev is not None:
+            self.key_of(staged, ev.source, ev.deal_id, reader.key_hash, reader.hashed)
+            hash[0] = staged.hash
+            return True
+        line = PyBytes_FromStringAndSize(<const char *>data, size)
+        try:
+            try:
+                raw = _orjson_loads(line)
+            except _JSONDecodeError:
+                raw = _loads(line)
+            event = as_change(raw, self.source)
+        except (BadEvent, ValueError, RecursionError) as exc:
+            if self.share_index == 0:
+                self.reject(self.report, number, exc)
+            return False
+        self.key_of(staged, event["source"], event["deal_id"], 0, False)
+        hash[0] = staged.hash
+        return True
 
     # ------------------------------------------------------------------ the deals, by key
 
@@ -925,29 +1124,23 @@ cdef class Engine:
         self.table[i] = slot
 
     cdef int line(
-        self, object line, const unsigned char *data, Py_ssize_t at, Py_ssize_t end, long number
+        self, object line, const unsigned char *data, Py_ssize_t at, Py_ssize_t end, long number, uint32_t hash
     ) except -1:
-        """One line of the export: ``line``, or (None) bytes at..end of ``data``, which hold its newline. It is
-        read now and applied once ``AHEAD`` more lines are read (``settle``): meanwhile its deal's state is asked
-        for from memory (``hint``), which over many deals is most of the wait."""
+        """One line of the export: ``line``; or (None) bytes at..end of ``data`` (with its newline), a line not
+        blank of this share's deal whose key has ``hash`` (``flush``). It is read now and applied once ``AHEAD``
+        more lines are read (``settle``): meanwhile its deal's state is asked for from memory (``hint``)."""
         cdef Staged staged = <Staged>self.ring[(self.ring_head + self.ring_count) % RING]
         cdef Reader reader = self.reader
         cdef Ev ev
-        cdef Py_ssize_t k
-        if line is None:
-            for k in range(at, end):  # a blank line (what bytes.strip() takes away, and nothing else)
-                if data[k] not in b" \t\n\r\x0b\x0c":
-                    break
-            else:
-                return 0
-            reader.event = staged.ev
-            ev = reader.read_at(data + at, end - at, self.source, self.share_count, self.share_index)
-            if ev is None and not reader.elsewhere:
+        cdef bint known = line is None
+        reader.event = staged.ev
+        if known:
+            ev = reader.read_at(data + at, end - at, self.source, 1, 0)
+            if ev is None:
                 line = PyBytes_FromStringAndSize(<const char *>data + at, end - at)
         else:
             if not line or (type(line) is not bytes or (<bytes>line)[0] in b" \t\n\r\x0b\x0c") and not line.strip():
                 return 0
-            reader.event = staged.ev
             ev = reader.read(line, self.source, self.share_count, self.share_index)
         if ev is None:
             if reader.elsewhere:
@@ -955,7 +1148,9 @@ cdef class Engine:
             staged.line = line  # left to orjson and the reference's checks, when its turn comes
         else:
             staged.line = None
-            if not self.key_of(staged, ev.source, ev.deal_id, reader.key_hash, reader.hashed):
+            if not self.key_of(
+                staged, ev.source, ev.deal_id, hash if known else reader.key_hash, known or reader.hashed
+            ):
                 return 0  # another share's deal
             __builtin_prefetch(&self.table[staged.hash & self.table_mask])
         staged.number = number

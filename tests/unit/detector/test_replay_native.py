@@ -191,18 +191,23 @@ def histories(draw: st.DrawFn) -> list[str]:
 
 def reports(lines: list[str], detector: Detector, **kw: Any) -> tuple[ReplayReport, ReplayReport]:
     """The engine's report, after checking that it reads the lines alike as text (which it leaves to orjson),
-    as bytes (which it reads itself) and as an export read in pieces; and the reference's report."""
+    as bytes (which it reads itself, in the export's order) and as an export read in pieces (which it replays a
+    deal at a time); and the reference's report."""
     native = replay_share(lines, detector, until=UNTIL, native=True, by_deal=True, **kw)
     raw = [line.encode() for line in lines]
     assert_same(replay_share(raw, detector, until=UNTIL, native=True, by_deal=True, **kw), native)
     ended = [line + b"\n" for line in raw]  # as a file's lines are read (orjson's reasons may differ)
-    block, replay_parallel.BLOCK = replay_parallel.BLOCK, 97  # small pieces: lines run on into the next
+    # an export read in pieces is replayed a deal at a time, a window of its lines at a time: in one window, in
+    # small ones (a line longer than a window is replayed as it comes), with pieces whose lines run on into the next
+    in_order = replay_share(ended, detector, until=UNTIL, native=True, by_deal=True, **kw)
+    block, replay_parallel.BLOCK = replay_parallel.BLOCK, 97
     try:
-        export = ExportLines(io.BytesIO(b"".join(ended)))
-        assert_same(
-            replay_share(export, detector, until=UNTIL, native=True, by_deal=True, **kw),
-            replay_share(ended, detector, until=UNTIL, native=True, by_deal=True, **kw),
-        )
+        for window in (None, 300, 1):
+            export = ExportLines(io.BytesIO(b"".join(ended)))
+            assert_same(
+                replay_share(export, detector, until=UNTIL, native=True, by_deal=True, window=window, **kw),
+                in_order,
+            )
     finally:
         replay_parallel.BLOCK = block
     reference = replay_share(lines, detector, until=UNTIL, native=False, by_deal=True, **kw)
