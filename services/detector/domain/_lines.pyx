@@ -8,7 +8,7 @@ reference's own functions, so nothing can be read differently. The tests hold th
 """
 
 cimport cython
-from libc.stdint cimport uint32_t, uint64_t
+from libc.stdint cimport uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport strtod
 from libc.string cimport memcmp, memcpy
 
@@ -65,6 +65,7 @@ cdef extern from *:
     }
     """
     int __builtin_ctzll(unsigned long long) nogil
+    int __builtin_popcountll(unsigned long long) nogil
     Py_ssize_t dealwatch_string_stop(const unsigned char *p, Py_ssize_t k, Py_ssize_t n, int *high) nogil
 
 from services.detector.domain.event import BadEvent
@@ -846,6 +847,67 @@ cdef class Reader:
         if share_count > 1 and self.elsewhere_of(source, share_count, share_index):
             self.elsewhere = True
             return None
+        return self.finish(e, source)
+
+    cdef Py_ssize_t walk_size(self) noexcept:
+        """The bytes ``keep_walk`` writes for the line walked last (0: none, the line is too long for them)."""
+        if self.n > 0xFFFF:
+            return 0
+        return 9 + 6 * __builtin_popcountll(self.present)
+
+    cdef void keep_walk(self, unsigned char *out, Ev walked) noexcept:
+        """What the walk of the line found (``walk_size`` bytes into ``out``): which scalars it holds, where each
+        lies, of what kind, and whether it has an activity and a contact, for ``read_walked``."""
+        cdef uint64_t left = self.present
+        cdef int flat
+        cdef uint16_t at, end
+        memcpy(out, &self.present, 8)
+        out[8] = walked.has_activity | (walked.has_contact << 1)
+        out += 9
+        while left:
+            flat = __builtin_ctzll(left)
+            left &= left - 1
+            at = <uint16_t>self.span_start[flat]
+            end = <uint16_t>self.span_end[flat]
+            memcpy(out, &at, 2)
+            memcpy(out + 2, &end, 2)
+            out[4] = self.span_kind[flat]
+            out[5] = self.span_high[flat]
+            out += 6
+
+    cdef Ev read_walked(self, const unsigned char *data, Py_ssize_t size, const unsigned char *walk, str source):
+        """``read_at`` (of no share) of a line walked before, from what ``keep_walk`` kept of that walk: the line
+        is not walked again."""
+        cdef Ev e = self.event
+        cdef uint64_t left
+        cdef int flat
+        cdef uint16_t at, end
+        self.elsewhere = self.hashed = False
+        self.p = data
+        self.n = size
+        self.i = 0
+        self.depth = 0
+        if e is None:
+            e = self.event = Ev.__new__(Ev)
+        memcpy(&self.present, walk, 8)
+        e.has_activity = walk[8] & 1
+        e.has_contact = (walk[8] >> 1) & 1
+        walk += 9
+        left = self.present
+        while left:
+            flat = __builtin_ctzll(left)
+            left &= left - 1
+            memcpy(&at, walk, 2)
+            memcpy(&end, walk + 2, 2)
+            self.span_start[flat] = at
+            self.span_end[flat] = end
+            self.span_kind[flat] = walk[4]
+            self.span_high[flat] = walk[5]
+            walk += 6
+        return self.finish(e, source)
+
+    cdef Ev finish(self, Ev e, str source):
+        """The values of the line walked, into ``e``; None when it is left to orjson."""
         # the values of the line before go only now: a line of another share's deal leaves them
         e.clear_values()
         e.deal_id = _MISSING

@@ -299,6 +299,7 @@ cdef struct Entry:
     uint32_t hash  # the CRC-32 of the line's deal's key
     Py_ssize_t at  # where the line starts among the lines kept (``Engine.gather``), and its size (with its newline)
     Py_ssize_t size
+    Py_ssize_t walk  # where what its walk found is kept (``Reader.keep_walk``), or -1
     long number  # its number in the export
 
 
@@ -913,7 +914,7 @@ cdef class Engine:
                 number += 1
                 if progress is not None and number % 10_000 == 0:
                     progress(number)
-                self.line(line, NULL, 0, 0, number, 0)
+                self.line(line, NULL, 0, 0, number, 0, NULL)
         while self.ring_count:
             self.settle_next()
         cdef Deal known
@@ -975,6 +976,9 @@ cdef class Engine:
         cdef const unsigned char *newline
         cdef uint32_t hash
         cdef Entry *grown
+        cdef Entry *entry
+        cdef int found
+        cdef Py_ssize_t walked
         cdef Ev scratch = self.spare.ev
         while at < size:
             newline = <const unsigned char *>memchr(data + at, 10, size - at)
@@ -984,14 +988,17 @@ cdef class Engine:
             k = at
             while k < end and data[k] in b" \t\n\r\x0b\x0c":  # a blank line (what bytes.strip() takes away)
                 k += 1
-            if (
-                k < end and self.key_in(data + at, length, number, scratch, &hash)
-                and (self.share_count == 1 or hash % self.share_count == self.share_index)
-            ):
-                if self.kept_used + length > self.kept_size:
+            found = self.key_in(data + at, length, number, scratch, &hash) if k < end else 0
+            if found and (self.share_count == 1 or hash % self.share_count == self.share_index):
+                # what the walk found is kept with the line (when it was walked here, and is not too long): it is
+                # not walked again
+                walked = self.reader.walk_size() if found == 2 else 0
+                if self.kept_used + walked + length > self.kept_size:
                     self.flush(number - 1, progress)
-                if length > self.kept_size:  # a line longer than a window: replayed as it is
-                    self.line(None, data, at, end, number, hash)
+                    if walked:  # the reader has read other lines since: this one walked again
+                        self.reader.key_at(data + at, length, self.source, scratch)
+                if walked + length > self.kept_size:  # a line longer than a window: replayed as it is
+                    self.line(None, data, at, end, number, hash, NULL)
                     while self.ring_count:
                         self.settle_next()
                     self.kept_first = number
@@ -1002,11 +1009,17 @@ cdef class Engine:
                         if grown == NULL:
                             raise MemoryError()
                         self.entries = grown
+                    entry = &self.entries[self.kept_count]
+                    entry.walk = -1
+                    if walked:
+                        self.reader.keep_walk(self.kept + self.kept_used, scratch)
+                        entry.walk = self.kept_used
+                        self.kept_used += walked
                     memcpy(self.kept + self.kept_used, data + at, length)
-                    self.entries[self.kept_count].hash = hash
-                    self.entries[self.kept_count].at = self.kept_used
-                    self.entries[self.kept_count].size = length
-                    self.entries[self.kept_count].number = number
+                    entry.hash = hash
+                    entry.at = self.kept_used
+                    entry.size = length
+                    entry.number = number
                     self.kept_count += 1
                     self.kept_used += length
             at = end
@@ -1031,7 +1044,10 @@ cdef class Engine:
             if progress is not None and k % 10_000 == 0 and k:
                 progress(first + lines * k // n)
             entry = &entries[k]
-            self.line(None, self.kept, entry.at, entry.at + entry.size, entry.number, entry.hash)
+            self.line(
+                None, self.kept, entry.at, entry.at + entry.size, entry.number, entry.hash,
+                self.kept + entry.walk if entry.walk >= 0 else NULL,
+            )
         while self.ring_count:  # applied before the window is filled again
             self.settle_next()
         self.kept_used = self.kept_count = 0
@@ -1040,18 +1056,19 @@ cdef class Engine:
             progress(number)
         return 0
 
-    cdef bint key_in(
+    cdef int key_in(
         self, const unsigned char *data, Py_ssize_t size, long number, Ev scratch, uint32_t *hash
     ) except -1:
         """The hash of the key of the deal of a line (not blank) into ``hash``, as ``key_of`` makes it: from its
-        bytes when they tell, else from its event as ``line`` and ``settle`` read it (made here, or by orjson).
-        False for a line refused there (as ``settle`` refuses it, by the first share only)."""
+        bytes when they tell (2: the reader's walk of it is kept, ``Reader.keep_walk``), else from its event as
+        ``line`` and ``settle`` read it (made here, or by orjson; 1). 0 for a line refused there (as ``settle``
+        refuses it, by the first share only)."""
         cdef Reader reader = self.reader
         cdef Staged staged
         cdef Ev ev
         if reader.key_at(data, size, self.source, scratch):
             hash[0] = reader.key_hash
-            return True
+            return 2
         staged = self.spare
         reader.event = scratch
         ev = reader.read_at(data, size, self.source, 1, 0)
@@ -1124,18 +1141,23 @@ cdef class Engine:
         self.table[i] = slot
 
     cdef int line(
-        self, object line, const unsigned char *data, Py_ssize_t at, Py_ssize_t end, long number, uint32_t hash
+        self, object line, const unsigned char *data, Py_ssize_t at, Py_ssize_t end, long number, uint32_t hash,
+        const unsigned char *walk,
     ) except -1:
         """One line of the export: ``line``; or (None) bytes at..end of ``data`` (with its newline), a line not
-        blank of this share's deal whose key has ``hash`` (``flush``). It is read now and applied once ``AHEAD``
-        more lines are read (``settle``): meanwhile its deal's state is asked for from memory (``hint``)."""
+        blank of this share's deal whose key has ``hash`` (``flush``), with what its walk found (``walk``) when it
+        was kept. It is read now and applied once ``AHEAD`` more lines are read (``settle``): meanwhile its deal's
+        state is asked for from memory (``hint``)."""
         cdef Staged staged = <Staged>self.ring[(self.ring_head + self.ring_count) % RING]
         cdef Reader reader = self.reader
         cdef Ev ev
         cdef bint known = line is None
         reader.event = staged.ev
         if known:
-            ev = reader.read_at(data + at, end - at, self.source, 1, 0)
+            if walk != NULL:
+                ev = reader.read_walked(data + at, end - at, walk, self.source)
+            else:
+                ev = reader.read_at(data + at, end - at, self.source, 1, 0)
             if ev is None:
                 line = PyBytes_FromStringAndSize(<const char *>data + at, end - at)
         else:
