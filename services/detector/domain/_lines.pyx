@@ -801,20 +801,25 @@ cdef class Reader:
         tell the CRC-32 of its deal's key (``key_hash``, as ``elsewhere_of`` makes it); False when they do not
         (the event made, or orjson, tells). ``scratch`` is walked into (what the walk marks)."""
         self.elsewhere = self.hashed = False
+        if not self.walk(data, size, scratch):
+            return False
+        self.elsewhere_of(source, 1, 0)
+        return self.hashed
+
+    cdef int walk(self, const unsigned char *data, Py_ssize_t size, Ev e) except -1:
+        """Walk the line of ``size`` bytes at ``data``, marking where each scalar the rules read lies (and in ``e``
+        whether it has an activity and a contact): 1 when it is read here, 0 when it is left to orjson."""
         self.p = data
         self.n = size
         self.i = 0
         self.depth = 0
         self.present = 0
-        scratch.has_activity = scratch.has_contact = False
+        e.has_activity = e.has_contact = False  # set while the line is walked
         self.ws()
-        if not self.obj(0, scratch):
-            return False
+        if not self.obj(0, e):
+            return 0
         self.ws()
-        if self.i != self.n:
-            return False
-        self.elsewhere_of(source, 1, 0)
-        return self.hashed
+        return self.i == self.n
 
     cdef Ev read(self, object line, str source, long share_count, long share_index):
         """The event on ``line`` when it is read here (see above), else None: ``elsewhere`` tells a line of a deal
@@ -830,19 +835,9 @@ cdef class Reader:
         """``read`` of the line of ``size`` bytes at ``data`` (which must stay until the next line is read)."""
         cdef Ev e = self.event
         self.elsewhere = self.hashed = False
-        self.p = data
-        self.n = size
-        self.i = 0
-        self.depth = 0
-        self.present = 0
         if e is None:
             e = self.event = Ev.__new__(Ev)
-        e.has_activity = e.has_contact = False  # set while the line is walked
-        self.ws()
-        if not self.obj(0, e):
-            return None
-        self.ws()
-        if self.i != self.n:
+        if not self.walk(data, size, e):
             return None
         if share_count > 1 and self.elsewhere_of(source, share_count, share_index):
             self.elsewhere = True

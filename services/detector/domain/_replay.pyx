@@ -1076,16 +1076,8 @@ cdef class Engine:
             self.key_of(staged, ev.source, ev.deal_id, reader.key_hash, reader.hashed)
             hash[0] = staged.hash
             return True
-        line = PyBytes_FromStringAndSize(<const char *>data, size)
-        try:
-            try:
-                raw = _orjson_loads(line)
-            except _JSONDecodeError:
-                raw = _loads(line)
-            event = as_change(raw, self.source)
-        except (BadEvent, ValueError, RecursionError) as exc:
-            if self.share_index == 0:
-                self.reject(self.report, number, exc)
+        event = self.decoded(PyBytes_FromStringAndSize(<const char *>data, size), number)
+        if event is None:
             return False
         self.key_of(staged, event["source"], event["deal_id"], 0, False)
         hash[0] = staged.hash
@@ -1250,6 +1242,20 @@ cdef class Engine:
         __builtin_prefetch(<PyObject *>deal.signals)
         __builtin_prefetch(<PyObject *>deal.contacts)
 
+    cdef dict decoded(self, object line, long number):
+        """A line left to orjson, decoded and checked as the reference does (``as_change``); None when it is
+        refused (recorded by the first share only: every share reads it)."""
+        try:
+            try:
+                raw = _orjson_loads(line)
+            except _JSONDecodeError:
+                raw = _loads(line)
+            return as_change(raw, self.source)
+        except (BadEvent, ValueError, RecursionError) as exc:
+            if self.share_index == 0:
+                self.reject(self.report, number, exc)
+            return None
+
     cdef int settle(self, Staged staged) except -1:
         """Apply a line read (``line``)."""
         cdef Deal state
@@ -1261,15 +1267,8 @@ cdef class Engine:
         if staged.line is not None:
             line = staged.line
             staged.line = None
-            try:
-                try:
-                    raw = _orjson_loads(line)
-                except _JSONDecodeError:
-                    raw = _loads(line)
-                event = as_change(raw, self.source)
-            except (BadEvent, ValueError, RecursionError) as exc:
-                if self.share_index == 0:
-                    self.reject(self.report, number, exc)
+            event = self.decoded(line, number)
+            if event is None:
                 return 0
             if not self.key_of(staged, event["source"], event["deal_id"], 0, False):
                 return 0  # another share's deal
