@@ -239,7 +239,7 @@ def replay_share(
             share_count=share.count,
             reject=_reject,
             keep=exiting,
-            **({} if window is None else {"window": window}),
+            window=window,
         )
         if exiting:
             _LEFT_FOR_EXIT.append(engine)

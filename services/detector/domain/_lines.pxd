@@ -69,6 +69,7 @@ cdef class Reader:
     cdef int make(self, Ev e) except -1
     cdef bint elsewhere_of(self, str source, long count, long index)
     cdef int key_at(self, const unsigned char *data, Py_ssize_t size, str source, Ev scratch) except -1
+    cdef void at_line(self, const unsigned char *data, Py_ssize_t size) noexcept
     cdef int walk(self, const unsigned char *data, Py_ssize_t size, Ev e) except -1
     cdef Py_ssize_t walk_size(self) noexcept
     cdef void keep_walk(self, unsigned char *out, Ev walked) noexcept

@@ -806,13 +806,17 @@ cdef class Reader:
         self.elsewhere_of(source, 1, 0)
         return self.hashed
 
-    cdef int walk(self, const unsigned char *data, Py_ssize_t size, Ev e) except -1:
-        """Walk the line of ``size`` bytes at ``data``, marking where each scalar the rules read lies (and in ``e``
-        whether it has an activity and a contact): 1 when it is read here, 0 when it is left to orjson."""
+    cdef void at_line(self, const unsigned char *data, Py_ssize_t size) noexcept:
+        """Read the line of ``size`` bytes at ``data`` from its start."""
         self.p = data
         self.n = size
         self.i = 0
         self.depth = 0
+
+    cdef int walk(self, const unsigned char *data, Py_ssize_t size, Ev e) except -1:
+        """Walk the line of ``size`` bytes at ``data``, marking where each scalar the rules read lies (and in ``e``
+        whether it has an activity and a contact): 1 when it is read here, 0 when it is left to orjson."""
+        self.at_line(data, size)
         self.present = 0
         e.has_activity = e.has_contact = False  # set while the line is walked
         self.ws()
@@ -878,10 +882,7 @@ cdef class Reader:
         cdef int flat
         cdef uint16_t at, end
         self.elsewhere = self.hashed = False
-        self.p = data
-        self.n = size
-        self.i = 0
-        self.depth = 0
+        self.at_line(data, size)
         if e is None:
             e = self.event = Ev.__new__(Ev)
         memcpy(&self.present, walk, 8)

@@ -22,4 +22,5 @@ class Engine:
         share_count: int,
         reject: Callable[[Any, int, Exception], None],
         keep: bool = False,
+        window: int | None = None,
     ) -> Any: ...

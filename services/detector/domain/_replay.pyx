@@ -858,17 +858,21 @@ cdef class Engine:
     # ------------------------------------------------------------------ the replay
 
     def replay(
-        self, lines, report, *, until, source, progress, share_index, share_count, reject, keep=False, window=WINDOW
+        self, lines, report, *, until, source, progress, share_index, share_count, reject, keep=False, window=None
     ):
         """``replay.replay_share`` without messages: fills ``report``; ``reject(report, number, exc)`` records a
         refused line as the reference does. ``keep`` leaves the deals' state to the engine (freed with it or by
-        the next replay) instead of freeing it before returning."""
+        the next replay) instead of freeing it before returning. ``window``: bytes of lines replayed a deal at a
+        time (``WINDOW`` when None)."""
         # Nothing the replay holds refers back to itself, so the cycle collector would only walk every deal's
         # state again and again (an eighth of the time over 400,000 events): off while it runs.
         collecting = gc.isenabled()
         gc.disable()
         try:
-            return self.run(lines, report, until, source, progress, share_index, share_count, reject, keep, window)
+            return self.run(
+                lines, report, until, source, progress, share_index, share_count, reject, keep,
+                WINDOW if window is None else window,
+            )
         finally:
             if collecting:
                 gc.enable()
